@@ -1,0 +1,43 @@
+# `make demo` and `make test` work from a fresh clone: they create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+WORKDIR ?= workdirs/demo
+# Persistent XLA compilation cache shared by every run from this checkout.
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow bench lint venv clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: setup.py constraints.txt | $(VENV)/bin/python
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.py constraints.txt | $(VENV)/bin/python
+	$(PIP) install -q -c constraints.txt -e ".[test]"
+	touch $(VENV)/.installed $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m experiments.demo --workdir=$(WORKDIR)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS) tests
+
+test-slow: $(VENV)/.installed-test
+	$(PY) -m pytest -m slow $(PYTEST_ARGS) tests
+
+bench: $(VENV)/.installed
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check gdt morphology experiments launch tests benchmarks
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

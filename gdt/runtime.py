@@ -1,0 +1,46 @@
+"""Process-level JAX setup: the persistent compilation cache and the brax-on-new-jax shim."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "seqrl", "jax")
+
+
+def enable_compilation_cache(path: str | None = None) -> str:
+  """Turns on XLA's persistent cache (second process start ~24 s -> ~8 s on 2 CPU cores).
+
+  The directory is `path`, else $JAX_COMPILATION_CACHE_DIR, else ~/.cache/seqrl/jax.
+  """
+  path = path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or DEFAULT_CACHE_DIR
+  os.makedirs(path, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return path
+
+
+def _device_put_replicated(x, devices):
+  """What jax<0.9 `device_put_replicated` did: stack `x` once per device along a new axis 0."""
+  devices = list(devices)
+  mesh = jax.sharding.Mesh(np.array(devices), ("replica",))
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("replica"))
+
+  def put(v):
+    v = jnp.asarray(v)
+    return jax.device_put(jnp.broadcast_to(v[None], (len(devices),) + v.shape), sharding)
+
+  return jax.tree.map(put, x)
+
+
+def install_brax_compat() -> None:
+  """brax 0.14.2's PPO calls `jax.device_put_replicated`, removed from jax 0.10; restore it.
+
+  A no-op on a jax that still has it. Tested in tests/test_runtime.py.
+  """
+  if not hasattr(jax, "device_put_replicated"):
+    jax.device_put_replicated = _device_put_replicated

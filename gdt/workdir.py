@@ -1,0 +1,181 @@
+"""A workdir is the unit of a run: config.json, metrics (CSV, JSONL, TensorBoard), progress."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+CONFIG_FILE = "config.json"
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  """Writes via a temp file in the same directory and a rename, so readers never see half a file."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def config_to_dict(config: Any) -> dict:
+  """ml_collections ConfigDict (or a plain mapping) -> JSON-able dict."""
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  return json.loads(json.dumps(config, default=_json_default))
+
+
+def _json_default(o):
+  if isinstance(o, (np.integer,)):
+    return int(o)
+  if isinstance(o, (np.floating,)):
+    return float(o)
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if isinstance(o, tuple):
+    return list(o)
+  raise TypeError(f"cannot serialise {type(o).__name__} in a config")
+
+
+def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = ()) -> dict:
+  """Creates `workdir` and writes config.json, or checks that a resumed run has the same config.
+
+  Keys listed in `allow_changes` (dotted paths such as "train.num_steps") may differ on resume;
+  any other difference raises, naming the keys, so a resume never silently mixes two configs.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = config_to_dict(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    diffs = [k for k in _diff_keys(old, new) if not any(k == a or k.startswith(a + ".") for a in allow_changes)]
+    if diffs:
+      raise ValueError(
+          f"{path} was written by a run with a different config (keys: {', '.join(diffs)}); "
+          "use a new --workdir or restore the old config")
+  atomic_write_bytes(path, (json.dumps(new, indent=2, sort_keys=True) + "\n").encode())
+  return new
+
+
+def load_config(workdir: str) -> dict:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: {workdir!r} is not a workdir of this codebase")
+  with open(path) as f:
+    return json.load(f)
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+  if isinstance(a, dict) and isinstance(b, dict):
+    out = []
+    for k in sorted(set(a) | set(b)):
+      out += _diff_keys(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+    return out
+  return [] if a == b else [prefix or "<root>"]
+
+
+class MetricWriter:
+  """Appends scalar metrics to `<workdir>/<name>.csv`, `<name>.jsonl` and TensorBoard events.
+
+  The CSV header is the union of keys seen in the first write; later new keys go to JSONL and
+  TensorBoard only (and are announced once on stderr).
+  """
+
+  def __init__(self, workdir: str, name: str = "metrics", tensorboard: bool = True):
+    os.makedirs(workdir, exist_ok=True)
+    self.csv_path = os.path.join(workdir, f"{name}.csv")
+    self.jsonl_path = os.path.join(workdir, f"{name}.jsonl")
+    self._columns: list[str] | None = None
+    if os.path.exists(self.csv_path):
+      with open(self.csv_path) as f:
+        header = f.readline().strip()
+      self._columns = header.split(",") if header else None
+    self._warned: set[str] = set()
+    self._tb = None
+    if tensorboard:
+      try:
+        from tensorboardX import SummaryWriter
+        self._tb = SummaryWriter(os.path.join(workdir, "tb", name))
+      except ImportError:
+        pass
+
+  def write(self, step: int, metrics: Mapping[str, Any]) -> None:
+    row = {"step": int(step)}
+    row.update({k: _to_float(v) for k, v in metrics.items()})
+    with open(self.jsonl_path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self._columns is None:
+      self._columns = list(row)
+      with open(self.csv_path, "w", newline="") as f:
+        csv.writer(f).writerow(self._columns)
+    extra = set(row) - set(self._columns) - self._warned
+    if extra:
+      print(f"[metrics] keys not in {self.csv_path} header (JSONL only): {sorted(extra)}", file=sys.stderr)
+      self._warned |= extra
+    with open(self.csv_path, "a", newline="") as f:
+      csv.writer(f).writerow([row.get(c, "") for c in self._columns])
+    if self._tb is not None:
+      for k, v in row.items():
+        if k != "step" and isinstance(v, float) and math.isfinite(v):
+          self._tb.add_scalar(k, v, int(step))
+      self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_jsonl(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _to_float(v: Any) -> float:
+  return float(np.asarray(v))
+
+
+class Progress:
+  """One progress line per report: step/total, rate, ETA and a few metrics."""
+
+  def __init__(self, total: int, start: int = 0, unit: str = "steps", label: str = "", stream=None):
+    self.total, self.start, self.unit, self.label = total, start, unit, label
+    self.stream = stream or sys.stdout
+    self._t0 = time.perf_counter()
+
+  def rate(self, step: int) -> float:
+    dt = time.perf_counter() - self._t0
+    return (step - self.start) / dt if dt > 0 else float("nan")
+
+  def line(self, step: int, metrics: Mapping[str, Any] | None = None) -> str:
+    rate = self.rate(step)
+    eta = (self.total - step) / rate if rate and rate > 0 and math.isfinite(rate) else float("nan")
+    parts = [f"{self.label}{step}/{self.total} {self.unit}", f"{rate:,.1f} {self.unit}/s", f"ETA {format_seconds(eta)}"]
+    for k, v in (metrics or {}).items():
+      parts.append(f"{k}={_to_float(v):.4g}")
+    return " | ".join(parts)
+
+  def report(self, step: int, metrics: Mapping[str, Any] | None = None) -> None:
+    print(self.line(step, metrics), file=self.stream, flush=True)
+
+
+def format_seconds(s: float) -> str:
+  if not math.isfinite(s):
+    return "?"
+  s = int(round(s))
+  h, rem = divmod(s, 3600)
+  m, sec = divmod(rem, 60)
+  return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"

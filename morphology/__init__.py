@@ -1,0 +1,1 @@
+"""MxT-Bench on Brax: procedural morphologies x tasks, the MTG observation, behavior distillation."""

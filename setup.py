@@ -1,0 +1,32 @@
+"""Sequence-model RL in JAX: Generalized Decision Transformer and MxT-Bench."""
+import setuptools
+
+setuptools.setup(
+    name="seqrl",
+    version="0.1.0",
+    description="Generalized Decision Transformer and MxT-Bench on JAX/Flax/Brax.",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["gdt", "gdt.*", "morphology", "morphology.*", "experiments", "experiments.*", "launch", "launch.*"]),
+    package_data={"morphology": ["components/unimals/*.json"]},
+    install_requires=[
+        # Floors are the versions tested together (BUILD.md); brax PPO needs gdt.compat on jax>=0.9.
+        "jax>=0.10.2",
+        "jaxlib>=0.10.2",
+        "flax>=0.12.8",
+        "optax>=0.2.8",
+        "brax>=0.14.2",
+        "mujoco>=3.3",
+        "mujoco-mjx>=3.3",
+        "orbax-checkpoint>=0.12.8",
+        "numpy>=2.0",
+        "absl-py>=2.1",
+        "ml_collections>=1.1",
+        "h5py>=3.11",
+        "matplotlib>=3.9",
+        "tensorboardX>=2.6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "scipy>=1.13", "ruff>=0.6"],
+        "notebook": ["jupyter", "nbclient", "nbformat"],
+    },
+)
