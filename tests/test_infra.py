@@ -1,0 +1,69 @@
+"""Shared machinery: registries, config-argument parsing, workdirs and metric writers, the brax shim."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gdt import configs, registry, runtime, workdir
+
+
+def test_registry_unknown_name_lists_closest():
+  r = registry.Registry("feature")
+  r.register("x_velocity", lambda: 1)
+  r.register("reward", lambda: 2)
+  assert r.get("reward")() == 2
+  with pytest.raises(KeyError, match="x_velocity"):
+    r.get("x_velocty")
+  with pytest.raises(ValueError, match="twice"):
+    r.register("reward", lambda: 3)
+
+
+def test_parse_arg_types_and_errors():
+  c = configs.parse_arg("env=hopper,steps=10,lr=0.5,quick", env="halfcheetah", steps=1, lr=1.0, quick=False)
+  assert (c.env, c.steps, c.lr, c.quick) == ("hopper", 10, 0.5, True)
+  with pytest.raises(ValueError, match="unknown config argument 'bogus'"):
+    configs.parse_arg("bogus=1", env="x")
+  with pytest.raises(ValueError, match="steps"):
+    configs.parse_arg("steps=ten", steps=1)
+
+
+def test_prepare_workdir_resume_checks_config(tmp_path):
+  d = str(tmp_path / "run")
+  workdir.prepare_workdir(d, {"a": 1, "train": {"num_steps": 10}})
+  workdir.prepare_workdir(d, {"a": 1, "train": {"num_steps": 20}}, allow_changes=("train.num_steps",))
+  with pytest.raises(ValueError, match="keys: a"):
+    workdir.prepare_workdir(d, {"a": 2, "train": {"num_steps": 20}})
+  assert workdir.load_config(d)["train"]["num_steps"] == 20
+
+
+def test_metric_writer_appends_csv_and_jsonl(tmp_path):
+  w = workdir.MetricWriter(str(tmp_path), tensorboard=True)
+  w.write(1, {"loss": np.float32(0.5)})
+  w.write(2, {"loss": jnp.asarray(0.25)})
+  w.close()
+  rows = workdir.read_jsonl(str(tmp_path / "metrics.jsonl"))
+  assert [r["loss"] for r in rows] == [0.5, 0.25]
+  with open(tmp_path / "metrics.csv") as f:
+    assert f.read().splitlines() == ["step,loss", "1,0.5", "2,0.25"]
+  assert os.listdir(tmp_path / "tb" / "metrics")
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+  p = tmp_path / "x.json"
+  workdir.atomic_write_bytes(str(p), json.dumps({"a": 1}).encode())
+  assert json.loads(p.read_text()) == {"a": 1}
+  assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_device_put_replicated_shim_stacks_per_device():
+  x = {"w": jnp.arange(3.0), "s": jnp.asarray(2)}
+  out = runtime._device_put_replicated(x, jax.local_devices())
+  n = jax.local_device_count()
+  assert out["w"].shape == (n, 3) and out["s"].shape == (n,)
+  np.testing.assert_array_equal(np.asarray(out["w"])[0], np.arange(3.0))
+  runtime.install_brax_compat()
+  assert hasattr(jax, "device_put_replicated")
