@@ -323,7 +323,7 @@ def _validate_arrays(where: str, arrays: dict[str, np.ndarray]) -> None:
   for k in ("observations", "actions", "rewards", "terminals", "timeouts"):
     a = arrays[k]
     if np.any(a[~mask]):
-      rows = np.flatnonzero(np.any(a.reshape(N, T, -1) != 0, axis=-1) & ~mask).tolist()
+      rows = np.flatnonzero((np.any(a.reshape(N, T, -1) != 0, axis=-1) & ~mask).any(1)).tolist()
       raise DatasetError(f"{where}: {k!r} is not zero in the padding beyond 'lengths' (trajectories {rows[:5]})")
   ends = arrays["terminals"] | arrays["timeouts"]
   early = ends & (np.arange(T)[None, :] < lengths[:, None] - 1)
