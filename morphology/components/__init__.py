@@ -1,0 +1,16 @@
+"""Morphology components: family generators and unimal JSON files -> `Morphology` descriptions -> MJCF.
+
+`make(family, **params)` builds any registered family (`families.FAMILIES`, plus `unimal`);
+`unimal_ids()` lists the shipped unimal descriptions.
+"""
+
+from morphology.components.description import Body, Geom, Hinge, Morphology, MorphologyError
+from morphology.components.families import FAMILIES, Family
+
+
+def make(family: str, **params) -> Morphology:
+  """A validated morphology, e.g. `make("ant", num_legs=4)`; unknown names list the closest ones."""
+  return FAMILIES.get(family).build(**params)
+
+
+__all__ = ["Body", "FAMILIES", "Family", "Geom", "Hinge", "Morphology", "MorphologyError", "make"]
