@@ -1,0 +1,11 @@
+"""Behaviour cloning baseline: the same trunk with a constant (learned) z, i.e. no conditioning.
+
+Command:
+  python -m experiments.train_gdt --config=experiments/configs/bc.py:env=halfcheetah,dataset=medium-expert,feature=x_velocity --workdir=workdirs/bc
+"""
+
+from experiments.configs import gdt_base
+
+
+def get_config(arg=None):
+  return gdt_base.get_config(arg, conditioning="none")

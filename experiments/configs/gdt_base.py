@@ -1,0 +1,46 @@
+"""Shared defaults of every GDT-family run (DT, CDT, BDT, BC): gdt_reference.md §5.1 hyperparameters.
+
+Not a runnable config by itself; `dt.py`, `cdt.py`, `bdt.py` and `bc.py` call `get_config(arg, conditioning=...)`.
+Config arguments (`--config=experiments/configs/cdt.py:env=hopper,feature=reward,seed=1`): env, dataset, feature,
+data_dir, seed, steps (train.num_steps).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gdt.configs import parse_arg
+
+ARGS = dict(env="halfcheetah", dataset="medium-expert", feature="x_velocity", data_dir="workdirs/data_quick", seed=0,
+            steps=100_000)
+
+
+def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.ConfigDict:
+  a = parse_arg(arg, **ARGS)
+  c = ml_collections.ConfigDict()
+  c.env, c.dataset, c.feature, c.data_dir, c.seed = a.env, a.dataset, a.feature, a.data_dir, a.seed
+  c.conditioning = conditioning  # 'rtg' (DT) | 'histogram' (CDT) | 'anticausal' (BDT) | 'none' (BC)
+  c.context_length = 20  # K
+  c.num_bins = 30  # histogram bins of the feature (31 edges over its range): CDT's z_t and the W1 grid
+  c.gamma = 1.0
+  c.rtg_scale = 1000.0  # DT's z_t = future sum / rtg_scale
+  # Fidelity flag (gdt_reference.md §8.2): the reference computes state mean/std and bin ranges over every
+  # trajectory, held-out targets included; by default they come from the training trajectories only.
+  c.stats_include_targets_like_reference = False
+
+  c.model = ml_collections.ConfigDict(dict(
+      embed_dim=128, num_layers=3, num_heads=1, dropout_rate=0.1, max_timestep=1000,
+      z_dim=16, encoder_horizon=20,
+      bdt_unflipped_like_reference=False))  # fidelity flag: BDT's z not flipped back (gdt_reference.md §3.2)
+
+  c.train = ml_collections.ConfigDict(dict(
+      batch_size=64, num_steps=a.steps, steps_per_call=500, learning_rate=1e-4, weight_decay=1e-4,
+      warmup_steps=10_000, grad_clip_norm=0.25, checkpoint_every=10_000, max_checkpoints=3,
+      uniform_traj_sampling=False))  # fidelity flag: the reference samples trajectories uniformly (§8.3)
+
+  c.eval = ml_collections.ConfigDict(dict(
+      best_k=5, middle_k=5, episodes_per_target=20, chunk_steps=100, plots=True,
+      score_features=("reward",),  # scored besides `feature` (W1 of the reward histogram too)
+      schedule="open_loop",  # the reference's time-indexed target schedule; 'closed_loop' updates from what was achieved
+      xvel_offset_like_gdt=False))  # fidelity flag: record the feature of the NEXT state as the reference does (§4)
+  return c

@@ -1,0 +1,28 @@
+"""Train a GDT-family policy (DT, CDT, BDT, BC) and evaluate it on held-out targets.
+
+  python -m experiments.train_gdt --config=experiments/configs/cdt.py:env=halfcheetah,feature=x_velocity \
+      --workdir=workdirs/cdt [--config.train.num_steps=20000]
+
+Rerunning the same command on the same workdir resumes from the last checkpoint.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from gdt import runtime, train
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/<name>.py[:args]", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (config.json, metrics, checkpoints, evaluation)")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  runtime.enable_compilation_cache()
+  runtime.install_brax_compat()
+  result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print(result.markdown() if hasattr(result, "markdown") else result)
+
+
+if __name__ == "__main__":
+  app.run(main)
