@@ -1,11 +1,12 @@
 """Morphology components: family generators and unimal JSON files -> `Morphology` descriptions -> MJCF.
 
-`make(family, **params)` builds any registered family (`families.FAMILIES`, plus `unimal`);
-`unimal_ids()` lists the shipped unimal descriptions.
+`make(family, **params)` builds any registered family (`FAMILIES`: the v1 procedural families and
+`unimal`); `unimal_ids()` lists the shipped unimal descriptions.
 """
 
 from morphology.components.description import Body, Geom, Hinge, Morphology, MorphologyError
 from morphology.components.families import FAMILIES, Family
+from morphology.components.unimal import unimal_ids
 
 
 def make(family: str, **params) -> Morphology:
@@ -13,4 +14,4 @@ def make(family: str, **params) -> Morphology:
   return FAMILIES.get(family).build(**params)
 
 
-__all__ = ["Body", "FAMILIES", "Family", "Geom", "Hinge", "Morphology", "MorphologyError", "make"]
+__all__ = ["Body", "FAMILIES", "Family", "Geom", "Hinge", "Morphology", "MorphologyError", "make", "unimal_ids"]

@@ -1,0 +1,106 @@
+"""Unimal-style morphologies from our own JSON description format, and a seeded generator for them.
+
+The 72 MetaMorph/v1 unimal files are not ours to ship, so `unimals/*.json` holds our own examples
+(`unimal_gen_<seed>`, written by `python -m morphology.components.unimal_gen --seeds=0-5`). The unimal ID
+is the file stem. Format (lengths in metres, angles in degrees, all vectors in the body frame):
+
+    {"bodies": [                                   # depth-first: the root first, each parent before
+      {"name": "torso_0", "parent": null,          #   its children, a child's subtree contiguous
+       "pos": [0, 0, 0],                           # body origin in the parent frame (root: ignored)
+       "quat": [1, 0, 0, 0],                       # optional, wxyz, body orientation in the parent frame
+       "euler": [0, 0, 0],                         # optional instead of quat: v1 x-y'-z'' intrinsic degrees
+       "geom": {"type": "sphere", "radius": 0.1},  # or {"type": "capsule", "from": [..], "to": [..],
+                                                   #     "radius": r}  (a segment; caps extend past it)
+                                                   # or {"type": "box", "half_size": [hx, hy, hz], "pos": [..]}
+       "mass": 3.0, "inertia": [1, 1, 1],          # inertia optional (v1: unit diagonal)
+       "joint_pos": [0, 0, 0],                     # optional: the one anchor all this body's hinges share
+       "joints": [{"name": "limbx_1", "axis": [0, 1, 0], "range": [-30, 60], "gear": 200}],
+                                                   # 0, 1 or 2+ hinges (2 = a universal joint)
+       "limb_type": "limb",                        # optional tag
+       "end_effector": true}                       # optional; end effectors are ordered by listing
+    ]}
+
+A capsule's `tip` (the end-effector point) is its `to` end plus the cap radius. Everything else
+(motors, free root, spawn height, contacts) is the same as for the procedural families.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+from gdt.registry import unknown_name_message
+from morphology.components.description import (Body, Geom, Hinge, Morphology, MorphologyError,
+                                               euler_to_quat)
+from morphology.components.families import FAMILIES, Family
+
+UNIMAL_DIR = pathlib.Path(__file__).parent / "unimals"
+
+
+def unimal_ids() -> list[str]:
+  return sorted(p.stem for p in UNIMAL_DIR.glob("*.json"))
+
+
+def _capsule_geom(spec: dict, body: str) -> tuple[Geom, tuple]:
+  a, b = spec["from"], spec["to"]
+  d = [bi - ai for ai, bi in zip(a, b)]
+  length = math.sqrt(sum(x * x for x in d))
+  if length == 0:
+    raise MorphologyError(f"body {body!r}: zero-length limb (capsule from == to)")
+  u = [x / length for x in d]
+  # Shortest rotation taking +x onto u (geoms are capsules along local x).
+  w, axis = 1.0 + u[0], (0.0, -u[2], u[1])
+  if w < 1e-9:  # u == -x: any half-turn about an axis perpendicular to x
+    quat = (0.0, 0.0, 0.0, 1.0)
+  else:
+    n = math.sqrt(w * w + sum(x * x for x in axis))
+    quat = (w / n, *(x / n for x in axis))
+  r = spec["radius"]
+  geom = Geom("capsule", (r, length / 2), pos=tuple((ai + bi) / 2 for ai, bi in zip(a, b)), quat=quat)
+  tip = tuple(bi + r * ui for bi, ui in zip(b, u))
+  return geom, tip
+
+
+def _geom(spec: dict, body: str) -> tuple[Geom, tuple | None]:
+  kind = spec.get("type")
+  if kind == "capsule":
+    return _capsule_geom(spec, body)
+  if kind == "sphere":
+    return Geom("sphere", (spec["radius"],), pos=tuple(spec.get("pos", (0.0, 0.0, 0.0)))), None
+  if kind == "box":
+    return Geom("box", tuple(spec["half_size"]), pos=tuple(spec.get("pos", (0.0, 0.0, 0.0)))), None
+  raise MorphologyError(f"body {body!r}: unknown geom type {kind!r}")
+
+
+def from_dict(desc: dict, name: str) -> Morphology:
+  """A validated `Morphology` (family "unimal") from the JSON structure in the module docstring."""
+  bodies = []
+  ee = 0
+  for spec in desc["bodies"]:
+    bname = spec["name"]
+    geom, tip = _geom(spec["geom"], bname)
+    if "quat" in spec:
+      quat = tuple(spec["quat"])
+    else:
+      quat = euler_to_quat(tuple(spec.get("euler", (0.0, 0.0, 0.0))))
+    anchor = tuple(spec.get("joint_pos", (0.0, 0.0, 0.0)))
+    joints = tuple(Hinge(name=j["name"], axis=tuple(j["axis"]), range=tuple(j["range"]), gear=float(j["gear"]),
+                         pos=anchor) for j in spec.get("joints", ()))
+    is_ee = bool(spec.get("end_effector", False))
+    bodies.append(Body(name=bname, parent=spec["parent"], pos=tuple(spec.get("pos", (0.0, 0.0, 0.0))), quat=quat,
+                       geom=geom, mass=float(spec["mass"]), inertia=tuple(spec.get("inertia", (1.0, 1.0, 1.0))),
+                       joints=joints, limb_type=spec.get("limb_type", "torso" if spec["parent"] is None else "limb"),
+                       tip=tip if is_ee else None, end_effector_order=ee if is_ee else None))
+    ee += is_ee
+  return Morphology(name=name, family="unimal", bodies=tuple(bodies), params={"unimal_id": name}).validate()
+
+
+def make_unimal(unimal_id: str) -> Morphology:
+  path = UNIMAL_DIR / f"{unimal_id}.json"
+  if not path.exists():
+    raise KeyError(unknown_name_message("unimal", unimal_id, unimal_ids()))
+  return from_dict(json.loads(path.read_text()), unimal_id)
+
+
+FAMILIES.register("unimal", Family(make_unimal, lambda: [{"unimal_id": i} for i in unimal_ids()]))
