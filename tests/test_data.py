@@ -97,6 +97,7 @@ def test_from_flat_trailing_terminal_gives_no_empty_episode():
 
 def test_mask_returns_select_concatenate():
   t = make_trajs()
+  t.metadata["policy_steps"] = [10, 11, 12]
   np.testing.assert_array_equal(t.mask().sum(1), t.lengths)
   assert t.mask().dtype == bool and t.mask()[0, 4] and not t.mask()[0, 5]
   r = t.returns()
@@ -105,14 +106,14 @@ def test_mask_returns_select_concatenate():
   s = t.select([2, 0])
   np.testing.assert_array_equal(s.lengths, [5, 5])
   np.testing.assert_array_equal(s.observations, t.observations[[2, 0]])
-  assert s.metadata["policy_levels"] == ["expert", "medium"]
+  assert s.metadata["policy_levels"] == ["expert", "medium"] and s.metadata["policy_steps"] == [12, 10]
   assert s.metadata["level_returns"]["expert"]["count"] == 1
   np.testing.assert_allclose(s.metadata["level_returns"]["medium"]["mean"], r[0], rtol=1e-6)
   assert t.select(np.array([False, True, False])).num_trajectories == 1
   assert t.metadata["policy_levels"] == ["medium", "medium", "expert"]  # select does not mutate
 
   short = make_trajs(levels=("random",) * 4, ends=(1, 3, 5), M=8, seed=1)  # T = 2
-  short.metadata["dataset"] = "random"
+  short.metadata.update(dataset="random", policy_steps=[0] * 4, medium_step=5)
   c = Trajectories.concatenate([short, t])
   assert (c.num_trajectories, c.max_length) == (7, 6)
   np.testing.assert_array_equal(c.lengths, np.concatenate([short.lengths, t.lengths]))
@@ -121,6 +122,10 @@ def test_mask_returns_select_concatenate():
   assert c.metadata["policy_levels"] == ["random"] * 4 + ["medium", "medium", "expert"]
   assert c.metadata["dataset"] == "random-medium-expert"
   assert c.metadata["seed"] is None  # seeds 1 and 0 differ
+  assert c.metadata["policy_steps"] == [0] * 4 + [10, 11, 12]
+  assert "medium_step" not in c.metadata  # not shared by all parts
+  assert c.metadata["observation_layout"] == {"x_velocity": 1} and c.metadata["env"] == "hopper"
+  assert Trajectories.concatenate([short, t], metadata={"dataset": "mixed"}).metadata["dataset"] == "mixed"
   assert c.metadata["level_returns"]["random"]["count"] == 4
   np.testing.assert_allclose(c.returns(), np.concatenate([short.returns(), r]), rtol=1e-6)
   c.validate()
@@ -211,6 +216,8 @@ def _bad_nan(x):
     (dict(metadata=lambda m: m.update(observation_layout=[8])), "metadata 'observation_layout' is a list, expected dict"),
     (dict(metadata=lambda m: m.update(policy_levels=["medium"] * 4)),
      "'policy_levels' has 4 entries, expected one per trajectory \\(3\\)"),
+    (dict(metadata=lambda m: m.update(policy_steps=[1, 2])),
+     "'policy_steps' has 2 entries, expected one per trajectory \\(3\\)"),
     (dict(metadata=lambda m: m.update(observation_layout={"x_velocity": 4})),
      r"observation_layout\['x_velocity'\] = 4 is not an index into obs_dim=4"),
     (dict(metadata=lambda m: m["level_returns"].pop("expert")), r"'level_returns'\['expert'\] must be a dict"),

@@ -151,7 +151,7 @@ def _build(path, flat, env, dataset, source, backend, extra) -> Trajectories:
                                  flat["timeouts"], episode_ends=flat.get("ends"))
   trajs.metadata = default_metadata(env, dataset, source, backend, trajs.num_trajectories, layout,
                                     source_file=os.path.abspath(path), **extra)
-  trajs._refresh_level_returns()
+  trajs.refresh_level_returns()
   trajs.validate(where=path)
   return trajs
 
