@@ -194,6 +194,15 @@ def test_load_truncated(saved):
     Trajectories.load(path)
 
 
+def test_load_bit_flip_is_caught_by_the_zip_checksum(saved):
+  _, path = saved
+  data = bytearray(open(path, "rb").read())
+  data[len(data) // 3] ^= 0xFF
+  open(path, "wb").write(bytes(data))
+  with pytest.raises(DatasetError, match=r"\.npz: not a readable npz file .*Bad CRC-32"):
+    Trajectories.load(path)
+
+
 def _bad_nan(x):
   x = x.copy()
   x[1, 2, 0] = np.nan
@@ -312,6 +321,12 @@ def test_load_d4rl_hdf5_env_argument_and_bad_files(tmp_path):
     f["observations"] = np.zeros((3, 2))
   with pytest.raises(DatasetError, match=r"not a D4RL file: missing \['actions', 'rewards', 'terminals'\]"):
     load_d4rl_hdf5(path)
+  write_d4rl(path)
+  with h5py.File(path, "a") as f:
+    del f["rewards"]
+    f["rewards"] = np.zeros(19)
+  with pytest.raises(DatasetError, match=r"'rewards' has shape \(19,\), expected \[M\] with M=20 steps"):
+    load_d4rl_hdf5(path)
 
 
 def test_parse_dataset_name():
@@ -345,8 +360,9 @@ def write_minari(root, episodes, dataset_id="mujoco/hopper/medium-v0", dict_obs=
       g["terminations"], g["truncations"] = term, trunc
       g.create_group("infos")["x"] = np.zeros(T)
       written[k] = obs
-  with open(os.path.join(data, "metadata.json"), "w") as fh:
-    json.dump({"dataset_id": dataset_id, "total_episodes": len(episodes)}, fh)
+  if dataset_id is not None:
+    with open(os.path.join(data, "metadata.json"), "w") as fh:
+      json.dump({"dataset_id": dataset_id, "total_episodes": len(episodes)}, fh)
   return written
 
 
@@ -380,3 +396,16 @@ def test_load_minari_rejects_dict_observations_and_non_datasets(tmp_path):
     load_minari(root)
   with pytest.raises(DatasetError, match="not a Minari dataset directory"):
     load_minari(str(tmp_path))
+
+
+def test_load_minari_names_from_directory_and_checks_step_counts(tmp_path):
+  root = str(tmp_path / "mujoco" / "walker2d" / "expert-v0")
+  write_minari(root, [(3, [], [2]), (2, [1], [])], dataset_id=None)
+  t = load_minari(root)
+  assert (t.metadata["env"], t.metadata["dataset"]) == ("walker2d", "expert")
+  np.testing.assert_array_equal(t.lengths, [3, 2])
+  with h5py.File(os.path.join(root, "data", "main_data.hdf5"), "a") as f:
+    del f["episode_1/rewards"]
+    f["episode_1/rewards"] = np.zeros(3)
+  with pytest.raises(DatasetError, match=r"episode_1/rewards has shape \(3,\), expected \[T=2\]"):
+    load_minari(root)

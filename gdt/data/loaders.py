@@ -76,6 +76,8 @@ def load_d4rl_hdf5(path: str, env: str | None = None, dataset: str | None = None
       raise DatasetError(
           f"{path}: no 'timeouts' dataset, so episode ends at time limits are unknown; pass "
           "max_episode_steps (e.g. 1000) to cut episodes every that many steps")
+    if max_episode_steps < 1:
+      raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
     flat["timeouts"] = _cut_every(flat["terminals"].reshape(-1).astype(bool), max_episode_steps)
     extra = {"episode_split": f"terminals, and every {max_episode_steps} steps since the last end "
                               "(the file has no timeouts)",
@@ -95,8 +97,11 @@ def load_minari(path: str, env: str | None = None, dataset: str | None = None) -
   file, metadata_json = _minari_files(path)
   info = {}
   if metadata_json is not None:
-    with open(metadata_json) as fh:
-      info = json.load(fh)
+    try:
+      with open(metadata_json) as fh:
+        info = json.load(fh)
+    except json.JSONDecodeError as e:
+      raise DatasetError(f"{metadata_json}: not valid JSON: {e}") from None
   pieces = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts", "ends")}
   with _open_hdf5(file) as f:
     dataset_id = info.get("dataset_id") or _attr_str(f.attrs.get("dataset_id"))
@@ -115,15 +120,18 @@ def load_minari(path: str, env: str | None = None, dataset: str | None = None) -
         raise DatasetError(f"{file}: {name} is missing {missing}")
       obs, act = _read_dataset(file, group, "observations"), _read_dataset(file, group, "actions")
       T = act.shape[0]
-      if obs.ndim != 2 or act.ndim != 2 or obs.shape[0] != T + 1:
+      first = pieces["observations"][0].shape[1:] if pieces["observations"] else obs.shape[1:]
+      if obs.ndim != 2 or act.ndim != 2 or obs.shape[0] != T + 1 or obs.shape[1:] != first:
         raise DatasetError(
             f"{file}: {name} has observations {obs.shape} and actions {act.shape}; expected "
-            "[T+1, obs] and [T, act]")
+            f"[T+1, {first[0] if first else 'obs'}] and [T, act]")
       pieces["observations"].append(obs[:T])
       pieces["actions"].append(act)
-      pieces["rewards"].append(_read_dataset(file, group, "rewards").reshape(T))
-      pieces["terminals"].append(_read_dataset(file, group, "terminations").reshape(T).astype(bool))
-      pieces["timeouts"].append(_read_dataset(file, group, "truncations").reshape(T).astype(bool))
+      for key, source_key in (("rewards", "rewards"), ("terminals", "terminations"), ("timeouts", "truncations")):
+        x = _read_dataset(file, group, source_key)
+        if x.size != T:
+          raise DatasetError(f"{file}: {name}/{source_key} has shape {x.shape}, expected [T={T}]")
+        pieces[key].append(x.reshape(T))
       pieces["ends"].append(np.arange(T) == T - 1)
   parsed_env, parsed_dataset = parse_dataset_name(dataset_id or _minari_dir_name(file))
   flat = {k: np.concatenate(v) for k, v in pieces.items()}
