@@ -302,7 +302,7 @@ class Trainer:
     loss, grads = jax.value_and_grad(self.loss)(state.params, batch, k_drop)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
     return TrainState(state.step + 1, params, opt_state, rng), metrics
 
   def _train_many(self, state: TrainState, data: DeviceData, num_steps: int) -> tuple[TrainState, dict]:
