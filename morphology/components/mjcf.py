@@ -15,8 +15,10 @@ import math
 from typing import Sequence
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
+
 from morphology.components.description import Geom, Morphology
-from morphology.components.kinematics import spawn_height
+from morphology.components.kinematics import forward_positions, spawn_height
 
 FLOOR_BIT, AGENT_BIT, OBJECT_BIT = 1, 2, 4
 _CAPSULE_ALONG_X = (math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0)  # MuJoCo capsules lie along z; v1 limbs along x
@@ -67,6 +69,12 @@ def geom_xml(g: Geom, name: str, contype: int, conaffinity: int, material: str) 
           f'quat="{_vec(quat)}" contype="{contype}" conaffinity="{conaffinity}" material="{material}"/>')
 
 
+def _camera_distance(morph: Morphology) -> float:
+  # Frame the whole agent: a few times its horizontal reach from the root at the reset pose.
+  reach = max(float(np.linalg.norm(p[:2])) for p, _ in forward_positions(morph).values())
+  return max(1.5, 2.5 * (reach + 0.5))
+
+
 def init_qpos(morph: Morphology, objects: Sequence[FreeObject] = ()) -> list[float]:
   """qpos [7 + num_dofs + 7 * num_objects]: root at the spawn height, joints at mid-limits (radians)."""
   q = [0.0, 0.0, spawn_height(morph), 1.0, 0.0, 0.0, 0.0]
@@ -89,7 +97,9 @@ def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: Mjcf
     lines.append(f'{pad}<body name={quoteattr(b.name)} pos="{_vec(pos)}" quat="{_vec(b.quat)}">')
     if b.parent is None:
       lines.append(f'{pad}  <freejoint name={quoteattr(b.name + "_root")}/>')
-      lines.append(f'{pad}  <camera name="track" mode="trackcom" pos="0 -6 4" xyaxes="1 0 0 0 0.55 0.83"/>')
+      d = _camera_distance(morph)
+      lines.append(f'{pad}  <camera name="track" mode="trackcom" pos="0 {_f(-d)} {_f(0.66 * d)}" '
+                   'xyaxes="1 0 0 0 0.55 0.83"/>')
     lines.append(f'{pad}  <inertial pos="0 0 0" mass="{_f(b.mass)}" diaginertia="{_vec(b.inertia)}"/>')
     for h in b.joints:
       lines.append(f'{pad}  <joint name={quoteattr(h.name)} type="hinge" pos="{_vec(h.pos)}" axis="{_vec(h.axis)}" '
