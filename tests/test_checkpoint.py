@@ -1,0 +1,79 @@
+"""Checkpoints: an interrupted-and-resumed run equals a straight one bit for bit; load_policy needs only the workdir."""
+
+import numpy as np
+import pytest
+
+import jax
+
+from experiments.configs import cdt
+from gdt import checkpoint as ckpt
+from gdt import train
+from gdt.workdir import config_to_dict
+from tests.test_train import S, A, synthetic_trajectories, tiny
+
+N = 20  # steps per call
+
+
+@pytest.fixture(scope="module")
+def setup():
+  config = tiny(cdt)
+  config.model.dropout_rate = 0.1  # the dropout RNG stream must resume too
+  config.train.steps_per_call = N
+  trajs = synthetic_trajectories()
+  prep = train.prepare_data(trajs, config, np.arange(2, trajs.num_trajectories))
+  trainer = train.Trainer(config, S, A, prep.cond_dim)
+  meta = ckpt.policy_meta(config_to_dict(config), S, A, prep.cond_dim, prep.state_mean, prep.state_std,
+                          prep.bin_edges, "halfcheetah", "positional")
+  return config, prep, trainer, trainer.put_data(prep.data), meta
+
+
+def test_resume_is_bit_identical(setup, tmp_path):
+  config, prep, trainer, data, meta = setup
+  straight = trainer.init(3)
+  for _ in range(2):
+    straight, _ = trainer.train_many(straight, data, N)
+
+  first = trainer.init(3)
+  first, _ = trainer.train_many(first, data, N)
+  mngr = ckpt.manager(str(tmp_path))
+  ckpt.save(mngr, N, first.params, first.extras(), meta)
+  mngr.close()
+
+  template = trainer.init(99)  # a different init: everything must come from the checkpoint
+  mngr = ckpt.manager(str(tmp_path))
+  assert mngr.latest_step() == N
+  params, extras = ckpt.restore(mngr, N, template.params, template.extras())
+  resumed = train.TrainState(extras["step"], params, extras["opt_state"], extras["rng"])
+  resumed, _ = trainer.train_many(resumed, data, N)
+
+  assert int(resumed.step) == int(straight.step) == 2 * N
+  for a, b in zip(jax.tree.leaves((straight.params, straight.opt_state, straight.rng)),
+                  jax.tree.leaves((resumed.params, resumed.opt_state, resumed.rng))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_load_policy_rebuilds_the_policy_from_the_workdir(setup, tmp_path):
+  config, prep, trainer, data, meta = setup
+  state = trainer.init(0)
+  mngr = ckpt.manager(str(tmp_path))
+  ckpt.save(mngr, 7, state.params, state.extras(), meta)
+  mngr.close()
+
+  policy = ckpt.load_policy(str(tmp_path))
+  assert policy.context_length == config.context_length and policy.conditioning == "histogram"
+  assert policy.feature == "x_velocity" and policy.env == "halfcheetah" and policy.backend == "positional"
+  assert policy.rtg_scale == config.rtg_scale and policy.gamma == config.gamma
+  np.testing.assert_array_equal(policy.state_mean, prep.state_mean)
+  np.testing.assert_array_equal(policy.state_std, prep.state_std)
+  np.testing.assert_array_equal(policy.bin_edges, prep.bin_edges)
+  batch = train.sample_batch(data, jax.random.PRNGKey(0), 4, config.context_length, 1000)
+  args = (batch.cond, batch.states, batch.actions, batch.timesteps, batch.mask)
+  expected = trainer.model.apply({"params": state.params}, *args, deterministic=True)
+  np.testing.assert_allclose(np.asarray(policy.apply(*args)), np.asarray(expected), rtol=1e-5, atol=1e-6)
+  with pytest.raises(FileNotFoundError, match="step 8"):
+    ckpt.load_policy(str(tmp_path), step=8)
+
+
+def test_load_policy_without_checkpoints_says_where_it_looked(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no checkpoints under"):
+    ckpt.load_policy(str(tmp_path))
