@@ -41,7 +41,8 @@ class AntiCausalEncoder(nn.Module):
 
   Dense(state) + timestep embedding -> LN -> causal trunk on the TIME-REVERSED sequence -> Dense(z_dim).
   With `flip_back` the output is flipped back to the original order and, with `horizon` = H,
-  z_t summarises states t..t+H-1 (anti-causal, band-limited). Without `flip_back` and with
+  z_t summarises exactly states t..t+H-1 (anti-causal; the trunk's band bounds the receptive field of
+  the whole stack, see TransformerTrunk). Without `flip_back` and with
   `horizon=None` it is the reference's un-flipped encoder (gdt_reference.md §3.2): the output at
   position i summarises states L-1-i..L-1.
   """

@@ -37,6 +37,14 @@ def attention_mask(mask: jax.Array, causal: bool, band: int | None) -> jax.Array
   return allowed[None, None] & mask[:, None, None, :]
 
 
+def layer_bands(band: int | None, num_layers: int) -> list[int | None]:
+  """Per-layer bands whose reaches (band_l - 1) add up to band - 1, earlier layers taking the remainder."""
+  if band is None:
+    return [None] * num_layers
+  reach, extra = divmod(band - 1, num_layers)
+  return [1 + reach + (layer < extra) for layer in range(num_layers)]
+
+
 class SelfAttention(nn.Module):
   """Multi-head self-attention with plain einsums; disallowed logits are set to the dtype's minimum."""
 
@@ -80,9 +88,11 @@ class Block(nn.Module):
 class TransformerTrunk(nn.Module):
   """GPT-2 stack: x [B, L, H], mask [B, L] bool (True = real token) -> [B, L, H].
 
-  `causal=True` for the GDT policy and the BDT encoder, False for MxT-Bench limb tokens. `band`
-  limits attention to keys within `band` positions of the query (see `attention_mask`).
-  Dropout (on the input, attention probabilities and residuals) is off when `deterministic`.
+  `causal=True` for the GDT policy and the BDT encoder, False for MxT-Bench limb tokens. `band` bounds
+  the receptive field of the whole stack: output i depends only on inputs j with |i - j| < band (with
+  causal: the previous `band` positions, self included). One band per layer would compound to
+  num_layers * (band - 1) + 1, so the band - 1 steps of reach are split over the layers
+  (`layer_bands`). Dropout (input, attention probabilities, residuals) is off when `deterministic`.
   """
 
   num_layers: int
@@ -101,8 +111,9 @@ class TransformerTrunk(nn.Module):
       raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
     if band is not None and band < 1:
       raise ValueError(f"band must be >= 1 (self included), got {band}")
-    allowed = attention_mask(mask.astype(bool), causal, band)
+    mask = mask.astype(bool)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
-    for layer in range(self.num_layers):
+    for layer, layer_band in enumerate(layer_bands(band, self.num_layers)):
+      allowed = attention_mask(mask, causal, layer_band)
       x = Block(self.num_heads, self.embed_dim, self.dropout_rate, name=f"block_{layer}")(x, allowed, deterministic)
     return nn.LayerNorm(epsilon=LN_EPS, name="ln_f")(x)

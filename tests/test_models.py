@@ -1,0 +1,209 @@
+"""Masks (causal, band, padding), BDT anti-causality, dropout switch and parameter count of the Flax models.
+
+Dependence is read off exact Jacobians: a masked attention weight is a `where`, so an input a token may
+not see has a Jacobian of exactly zero.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gdt.models import CONDITIONINGS, AntiCausalEncoder, GDTPolicy, TransformerTrunk
+
+B, K, S, A, H, HORIZON, Z = 2, 6, 3, 2, 8, 3, 3
+TINY = dict(embed_dim=H, num_layers=2, num_heads=2, max_timestep=50, z_dim=Z, encoder_horizon=HORIZON)
+COND_DIM = {"rtg": 1, "histogram": 4, "none": 1, "anticausal": 1}
+
+
+def _inputs(conditioning, seed=0, reference=False):
+  rng = np.random.default_rng(seed)
+  mask = np.ones((B, K), bool)
+  mask[1, :2] = False  # left padding
+  states = rng.normal(size=(B, K, S)).astype(np.float32)
+  actions = rng.uniform(-1, 1, size=(B, K, A)).astype(np.float32)
+  timesteps = np.tile(np.arange(10, 10 + K), (B, 1)).astype(np.int32)
+  if conditioning == "anticausal":
+    length = K + HORIZON - 1
+    cond_mask = np.ones((B, length), bool)
+    cond_mask[1, :2] = False
+    cond_mask[0, -1] = False  # the episode ends inside the encoder's look-ahead
+    cond = {"states": rng.normal(size=(B, length, S)).astype(np.float32),
+            "timesteps": np.tile(np.arange(10, 10 + length), (B, 1)).astype(np.int32), "mask": cond_mask}
+  else:
+    cond = rng.random((B, K, COND_DIM[conditioning])).astype(np.float32)
+  return cond, states, actions, timesteps, mask
+
+
+@functools.lru_cache(maxsize=None)
+def _policy(conditioning, reference=False):
+  """(model, params, jitted apply) per conditioning, built once per test session."""
+  model = GDTPolicy(S, A, conditioning, COND_DIM[conditioning], bdt_unflipped_like_reference=reference, **TINY)
+  params = jax.jit(model.init, static_argnames="deterministic")(jax.random.key(0), *_inputs(conditioning), deterministic=True)
+  apply = jax.jit(model.apply, static_argnames="deterministic")
+  return model, params, apply
+
+
+def _dep_matrices(fn, *xs, row=0):
+  """For each x: bool [L_out, L_in], does output step t of batch `row` depend on step t' of x[row]?"""
+  jacs = jax.jit(jax.jacrev(fn, argnums=tuple(range(len(xs)))))(*xs)  # each [B, L_out, F_out, B, L_in, ...]
+  deps = []
+  for jac in jacs:
+    jac = np.abs(np.asarray(jac)[row, :, :, row])
+    deps.append(jac.reshape(jac.shape[0], jac.shape[1], jac.shape[2], -1).sum(axis=(1, 3)) > 0)
+  return deps
+
+
+def _dep_matrix(fn, x, row=0):
+  return _dep_matrices(fn, x, row=row)[0]
+
+
+def _expected(n_out, n_in, rule):
+  t, u = np.meshgrid(np.arange(n_out), np.arange(n_in), indexing="ij")
+  return rule(t, u)
+
+
+@pytest.mark.parametrize("causal,band", [(True, None), (True, 4), (False, None), (False, 2)])
+def test_trunk_attention_pattern_and_padding(causal, band):
+  """3 layers: `band` bounds the receptive field of the whole stack, not of each layer."""
+  trunk = TransformerTrunk(num_layers=3, num_heads=2, embed_dim=8, dropout_rate=0.1)
+  length = 7
+  x = jax.random.normal(jax.random.key(1), (B, length, 8))
+  mask = jnp.ones((B, length), bool).at[1, :3].set(False)
+  params = trunk.init(jax.random.key(0), x, mask, deterministic=True)
+  fn = lambda x: trunk.apply(params, x, mask, deterministic=True, causal=causal, band=band)
+  out = fn(x)
+  assert bool(jnp.isfinite(out).all())  # fully masked query rows give no NaN
+  t, u = np.meshgrid(np.arange(length), np.arange(length), indexing="ij")
+  want = np.ones((length, length), bool)
+  if causal:
+    want &= u <= t
+  if band is not None:
+    want &= np.abs(t - u) < band
+  np.testing.assert_array_equal(_dep_matrix(fn, x, row=0), want)
+  # Row 1: real queries never read the left-padded keys.
+  assert not _dep_matrix(fn, x, row=1)[3:, :3].any()
+
+
+def test_trunk_rejects_bad_shapes():
+  trunk = TransformerTrunk(num_layers=1, num_heads=3, embed_dim=8)
+  with pytest.raises(ValueError, match="not divisible"):
+    trunk.init(jax.random.key(0), jnp.zeros((1, 4, 8)), jnp.ones((1, 4), bool), deterministic=True)
+  with pytest.raises(ValueError, match=r"mask must be \[B, L\]"):
+    TransformerTrunk(1, 1, 8).init(jax.random.key(0), jnp.zeros((1, 4, 8)), jnp.ones((1, 5), bool), deterministic=True)
+
+
+@pytest.mark.parametrize("conditioning", ["rtg", "histogram", "none", "anticausal"])
+def test_policy_is_causal(conditioning):
+  """Action at t depends on s_<=t, a_<t and z_<=t (BDT: cond states <= t+H-1), and on nothing later."""
+  model, params, _ = _policy(conditioning)
+  cond, states, actions, timesteps, mask = _inputs(conditioning)
+  anticausal = conditioning == "anticausal"
+  c = cond["states"] if anticausal else cond
+  call = lambda c, s, a: model.apply(params, dict(cond, states=c) if anticausal else c, s, a, timesteps, mask,
+                                     deterministic=True)
+  dep_c, dep_s, dep_a = _dep_matrices(call, c, states, actions)
+  np.testing.assert_array_equal(dep_s, _expected(K, K, lambda t, u: u <= t))
+  np.testing.assert_array_equal(dep_a, _expected(K, K, lambda t, u: u < t))
+  if anticausal:
+    want = _expected(K, K + HORIZON - 1, lambda t, u: u <= t + HORIZON - 1) & cond["mask"][0]
+    np.testing.assert_array_equal(dep_c, want)
+  elif conditioning == "none":
+    assert not dep_c.any()
+  else:
+    np.testing.assert_array_equal(dep_c, _expected(K, K, lambda t, u: u <= t))
+
+
+@pytest.mark.parametrize("conditioning", ["rtg", "histogram", "anticausal"])
+def test_padded_inputs_do_not_change_real_outputs(conditioning):
+  _, params, apply = _policy(conditioning)
+  cond, states, actions, timesteps, mask = _inputs(conditioning)
+  out = np.asarray(apply(params, cond, states, actions, timesteps, mask, deterministic=True))
+  assert np.isfinite(out).all()
+  rng = np.random.default_rng(7)
+  pad = ~mask
+  states2 = np.where(pad[..., None], rng.normal(size=states.shape) * 100, states).astype(np.float32)
+  actions2 = np.where(pad[..., None], -10.0, actions).astype(np.float32)
+  timesteps2 = np.where(pad, 0, timesteps).astype(np.int32)
+  if conditioning == "anticausal":
+    cpad = ~cond["mask"]
+    cond2 = dict(cond, states=np.where(cpad[..., None], 50.0, cond["states"]).astype(np.float32),
+                 timesteps=np.where(cpad, 0, cond["timesteps"]).astype(np.int32))
+  else:
+    cond2 = np.where(pad[..., None], 3.0, cond).astype(np.float32)
+  out2 = np.asarray(apply(params, cond2, states2, actions2, timesteps2, mask, deterministic=True))
+  np.testing.assert_allclose(out2[mask], out[mask], atol=1e-6)
+  assert not np.allclose(out2[~mask], out[~mask])  # the perturbation did reach the model
+
+
+def test_anticausal_encoder_window_and_reference_quirk():
+  """Default: z_t summarises states t..t+H-1. Reference mode: z_i summarises states L-1-i..L-1."""
+  length = 8
+  states = jax.random.normal(jax.random.key(2), (B, length, S))
+  timesteps = jnp.tile(jnp.arange(length), (B, 1))
+  mask = jnp.ones((B, length), bool)
+  deps = {}
+  for reference in (False, True):
+    enc = AntiCausalEncoder(H, 2, 2, 0.1, 50, Z, horizon=None if reference else HORIZON, flip_back=not reference)
+    params = enc.init(jax.random.key(0), states, timesteps, mask, deterministic=True)
+    deps[reference] = _dep_matrix(lambda s: enc.apply(params, s, timesteps, mask, deterministic=True), states)
+  np.testing.assert_array_equal(deps[False], _expected(length, length, lambda t, u: (u >= t) & (u < t + HORIZON)))
+  np.testing.assert_array_equal(deps[True], _expected(length, length, lambda t, u: u >= length - 1 - t))
+  # The reference policy's acting (last) position reads a summary of the past window, not the future.
+  assert deps[True][-1, 0] and not deps[False][-1, 0]
+
+
+def test_reference_mode_policy_encodes_the_window_only():
+  model, params, _ = _policy("anticausal", reference=True)
+  cond, states, actions, timesteps, mask = _inputs("anticausal")
+  fn = lambda s: model.apply(params, dict(cond, states=s), states, actions, timesteps, mask, deterministic=True)
+  dep = _dep_matrix(fn, cond["states"])
+  assert dep[:, :K].any() and not dep[:, K:].any()
+  assert dep[0, K - 1]  # position 0 reads the last window state (the un-flipped quirk)
+
+
+def test_dropout_only_when_not_deterministic():
+  _, params, apply = _policy("histogram")
+  args = _inputs("histogram")
+  det = [apply(params, *args, deterministic=True, rngs={"dropout": jax.random.key(i)}) for i in (0, 1)]
+  np.testing.assert_array_equal(det[0], det[1])
+  sto = [apply(params, *args, deterministic=False, rngs={"dropout": jax.random.key(i)}) for i in (0, 1)]
+  assert not np.allclose(sto[0], sto[1])
+
+
+def test_shape_errors_name_the_problem():
+  model, params, apply = _policy("histogram")
+  cond, states, actions, timesteps, mask = _inputs("histogram")
+  with pytest.raises(ValueError, match="cond last dim 5 != cond_dim 4"):
+    model.apply(params, np.zeros((B, K, 5), np.float32), states, actions, timesteps, mask, deterministic=True)
+  with pytest.raises(ValueError, match=r"actions \(2, 6, 2\)"):
+    model.apply(params, cond, states, actions[:, :, :1], timesteps, mask, deterministic=True)
+  model, params, _ = _policy("anticausal")
+  acond, *_ = _inputs("anticausal")
+  with pytest.raises(ValueError, match=r"\[B, K\+H-1\] = \[2, 8\]"):
+    model.apply(params, dict(acond, states=acond["states"][:, :K]), states, actions, timesteps, mask, deterministic=True)
+  with pytest.raises(KeyError, match="unknown conditioning"):
+    CONDITIONINGS.get("categorical")
+
+
+def _num_params(model, cond):
+  args = (cond, jnp.zeros((1, 20, 17)), jnp.zeros((1, 20, 6)), jnp.zeros((1, 20), jnp.int32), jnp.ones((1, 20), bool))
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *args, deterministic=True))
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+
+
+def test_parameter_count_of_reference_config():
+  """halfcheetah CDT, 3 layers x 128 x 1 head: the reference's ~0.73M (gdt_reference.md §5.1), term by term."""
+  h, s, a, bins, layers = 128, 17, 6, 30, 3
+  block = 2 * 2 * h + (h * 3 * h + 3 * h) + (h * h + h) + (h * 4 * h + 4 * h) + (4 * h * h + h)
+  gpt = layers * block + 2 * h
+  embeddings = 1000 * h + (bins * h + h) + (s * h + h) + (a * h + h) + 2 * h
+  want = gpt + embeddings + (h * a + a)
+  assert want == 731_270
+  assert _num_params(GDTPolicy(s, a, "histogram", bins), jnp.zeros((1, 20, bins))) == want
+  # BDT: a second trunk with its own state/timestep embeddings, LN and z head; z_dim=16 replaces the 30 bins.
+  cond = {"states": jnp.zeros((1, 39, s)), "timesteps": jnp.zeros((1, 39), jnp.int32), "mask": jnp.ones((1, 39), bool)}
+  encoder = gpt + 1000 * h + (s * h + h) + 2 * h + (h * 16 + 16)
+  assert _num_params(GDTPolicy(s, a, "anticausal", 1), cond) == want - (bins * h + h) + (16 * h + h) + encoder
