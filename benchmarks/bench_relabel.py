@@ -95,7 +95,7 @@ def main():
     else:
       fn = functools.partial(hindsight.future_histogram, edges=edges, gamma=gamma)
       ref = lambda i, g=gamma: reference_histograms(values[i], lengths[i], edges, g)
-    compile_s, run_s = time_jit(lambda v, m: fn(v, mask=m), values, mask, repeats=args.repeats)
+    compile_s, run_s = time_jit(lambda v, m, fn=fn: fn(v, mask=m), values, mask, repeats=args.repeats)
     t0 = time.perf_counter()
     for i in ref_idx:
       ref(i)

@@ -152,17 +152,22 @@ def observation_feature(name: str) -> FeatureFn:
 FEATURES.register("x_velocity", observation_feature("x_velocity"))
 
 
-def feature_values(trajs, name: str):
-  """phi [N, T] (padding zeroed) of feature `name`: a registered feature or any observation-layout name."""
-  metadata = _field(trajs, "metadata") if not isinstance(trajs, Mapping) else trajs.get("metadata", {})
+def get_feature(name: str, metadata: Mapping) -> FeatureFn:
+  """The feature fn(data, metadata) of `name`: a registered feature or any name in metadata's observation layout."""
   layout = metadata.get("observation_layout", {})
   if name in FEATURES:
-    return FEATURES.get(name)(trajs, metadata)
+    return FEATURES.get(name)
   if name in layout:
-    return observation_feature(name)(trajs, metadata)
+    return observation_feature(name)
   raise KeyError(
       f"unknown feature {name!r}; registered: {FEATURES.names()}, observation layout of "
       f"{metadata.get('env', 'this dataset')!r}: {sorted(layout)}")
+
+
+def feature_values(trajs, name: str):
+  """phi [N, T] (padding zeroed) of feature `name` (see `get_feature`) for a Trajectories or a mapping."""
+  metadata = trajs.get("metadata", {}) if isinstance(trajs, Mapping) else _field(trajs, "metadata")
+  return get_feature(name, metadata)(trajs, metadata)
 
 
 # --- Aggregators: fn(phi [N, T], mask [N, T], *, gamma, edges, rtg_scale) -> z [N, T, D]. ---

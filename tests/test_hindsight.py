@@ -99,6 +99,18 @@ def test_features_read_layout_and_zero_padding():
     hindsight.feature_values(data, "x_velocity")
 
 
+def test_features_of_a_trajectories_container():
+  from gdt.data import Trajectories
+
+  data = _trajs()
+  n, t = data["rewards"].shape
+  trajs = Trajectories(data["observations"], np.zeros((n, t, 1), np.float32), data["rewards"], np.zeros((n, t), bool),
+                       np.zeros((n, t), bool), data["lengths"].astype(np.int32), data["metadata"])
+  np.testing.assert_array_equal(hindsight.feature_values(trajs, "x_velocity"), [[3, 7, 11], [15, 19, 0]])
+  fn = hindsight.get_feature("z_height", trajs.metadata)
+  np.testing.assert_array_equal(fn({"observations": data["observations"]}, trajs.metadata), data["observations"][..., 0])
+
+
 def test_aggregators():
   values = np.array([[1.0, 2.0, 3.0, 0.0]], np.float32)
   mask = np.array([[True, True, True, False]])

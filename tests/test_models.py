@@ -148,7 +148,8 @@ def test_anticausal_encoder_window_and_reference_quirk():
   for reference in (False, True):
     enc = AntiCausalEncoder(H, 2, 2, 0.1, 50, Z, horizon=None if reference else HORIZON, flip_back=not reference)
     params = enc.init(jax.random.key(0), states, timesteps, mask, deterministic=True)
-    deps[reference] = _dep_matrix(lambda s: enc.apply(params, s, timesteps, mask, deterministic=True), states)
+    fn = functools.partial(enc.apply, params, timesteps=timesteps, mask=mask, deterministic=True)
+    deps[reference] = _dep_matrix(fn, states)
   np.testing.assert_array_equal(deps[False], _expected(length, length, lambda t, u: (u >= t) & (u < t + HORIZON)))
   np.testing.assert_array_equal(deps[True], _expected(length, length, lambda t, u: u >= length - 1 - t))
   # The reference policy's acting (last) position reads a summary of the past window, not the future.
