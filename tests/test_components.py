@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from morphology.components import FAMILIES, MorphologyError, make, unimal_ids
-from morphology.components.description import Body, Geom, Hinge, Morphology
+from morphology.components.description import Geom, Hinge, Morphology
 from morphology.components.kinematics import forward_positions, spawn_height, tip_positions
-from morphology.components.mjcf import FreeObject, init_qpos, to_mjcf
+from morphology.components.mjcf import FreeObject, init_qpos, options_for, to_mjcf
 from morphology.components.unimal import from_dict
 
 L1, L2, R = 0.4428427219390869, 0.7256854176521301, 0.08  # v1 ant thigh/shin lengths, leg radius
@@ -50,7 +50,8 @@ def test_v1_counts_in_description_and_mujoco(family, params, bodies, dofs):
   assert model.nbody == bodies + 1  # + world
   assert model.nu == dofs and model.nq == 7 + dofs
   assert [model.body(i + 1).name for i in range(bodies)] == [b.name for b in morph.bodies]
-  assert list(model.actuator_gear[:, 0]) == [h.gear for h in morph.joints]
+  scale = options_for(morph).gear_scale
+  np.testing.assert_allclose(model.actuator_gear[:, 0], [h.gear * scale for h in morph.joints])
 
 
 def test_ant_geometry_matches_v1_by_hand():
@@ -271,3 +272,43 @@ def test_init_angles_are_mid_limits():
   claw = make("claw", num_legs=2)
   assert claw.init_angles()[:4] == (0.0, 0.0, 45.0, 45.0)
   assert len(init_qpos(claw)) == 7 + claw.num_dofs
+
+
+STABILITY_CASES = KINEMATICS_CASES + [("worm", dict(num_torsos=7)), ("mass_rand_centipede", dict(num_torsos=3)),
+                                      *[("unimal", dict(unimal_id=u)) for u in unimal_ids()]]
+
+
+@pytest.mark.parametrize("family,params", STABILITY_CASES)
+def test_random_control_rollout_stays_bounded(family, params):
+  # 7.5 s of MuJoCo physics under random controls with the family's default options.
+  morph = make(family, **params)
+  model, data = compile_at_reset(morph)
+  rng = np.random.default_rng(0)
+  max_qvel, max_z = 0.0, 0.0
+  for t in range(1500):
+    if t % 10 == 0:
+      data.ctrl[:] = rng.uniform(-1.0, 1.0, model.nu)
+    mujoco.mj_step(model, data)
+    max_qvel, max_z = max(max_qvel, np.abs(data.qvel).max()), max(max_z, data.qpos[2])
+  assert np.isfinite(data.qpos).all()
+  assert max_qvel < 50.0 and max_z < 2.0, (max_qvel, max_z)
+
+
+@pytest.mark.slow
+def test_brax_generalized_pipeline_keeps_the_ant_up(brax_mjcf):
+  import jax
+  import jax.numpy as jnp
+  from brax.generalized import pipeline
+
+  morph = make("ant", num_legs=4)
+  sys = brax_mjcf.loads(to_mjcf(morph))
+  state = pipeline.init(sys, sys.init_q, jnp.zeros(sys.qd_size()))
+
+  def step(state, key):
+    state = pipeline.step(sys, state, jax.random.uniform(key, (sys.act_size(),), minval=-1.0, maxval=1.0))
+    return state, state.x.pos[0]
+
+  _, root = jax.jit(lambda s: jax.lax.scan(step, s, jax.random.split(jax.random.PRNGKey(0), 300)))(state)
+  root = np.asarray(root)
+  assert np.isfinite(root).all()
+  assert 0.25 < root[:, 2].min() and root[:, 2].max() < 1.0  # neither sinks into nor flies off the floor

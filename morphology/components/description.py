@@ -93,7 +93,7 @@ class Morphology:
     # MuJoCo numbers bodies (and so qpos/actuators) depth-first; keeping `bodies` in that order makes
     # tuple index + 1 the MuJoCo body id and `joints` the actuator order.
     order = self.depth_first()
-    for b, expected in zip(self.bodies, order):
+    for b, expected in zip(self.bodies, order, strict=True):
       if b.name != expected:
         raise MorphologyError(f"body {b.name!r}: bodies must be listed depth-first (expected {expected!r} here)")
     return self
@@ -223,7 +223,7 @@ def v1_child(name: str, parent: str, *, geom: Geom, mass: float, joint_name: str
   ref = euler_to_quat(reference_rotation)
   rot = euler_to_quat(rotation)
   rc = rotate(child_offset, ref)
-  pos = tuple(p - c for p, c in zip(parent_offset, rc))
+  pos = tuple(p - c for p, c in zip(parent_offset, rc, strict=True))
   basis = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
   hinges = tuple(
       Hinge(name=joint_name if len(limits) == 1 else f"{joint_name}_{k}",

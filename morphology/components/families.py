@@ -172,8 +172,8 @@ def centipede(num_torsos: int, masses: Optional[tuple] = None, scales: Optional[
     else:
       bodies.append(_torso(f"torso_{k}", f"torso_{k - 1}", strength=CENTIPEDE_SPINE_STRENGTH))
     # v1 draws the left leg's value, then the right leg's, from one cycled iterator.
-    for side, aux, shin, theta in ((4, f"Aux 1_{k}", f"$ Body 4_{k}", math.pi / 2),
-                                   (5, f"Aux 2_{k}", f"$ Body 5_{k}", -math.pi / 2)):
+    for aux, shin, theta in ((f"Aux 1_{k}", f"$ Body 4_{k}", math.pi / 2),
+                             (f"Aux 2_{k}", f"$ Body 5_{k}", -math.pi / 2)):
       mass, scale = next(masses_it), next(scales_it)
       if aux in missing:
         continue

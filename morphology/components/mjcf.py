@@ -43,6 +43,19 @@ class MjcfOptions:
   floor_size: float = 50.0
   solver_iterations: int = 4     # small: brax/MJX cost grows with it
   ls_iterations: int = 8
+  gear_scale: float = 1.0        # multiplies every motor gear (v1 strength); see FAMILY_OPTIONS
+
+
+# Per-family departures from the v1-faithful defaults, needed or specified for MuJoCo dynamics:
+# - worm: v1 strength 3000 on unit-inertia torsos diverges under MuJoCo Euler at dt 0.005 (qvel ~1e5-1e6
+#   within 15 s of random control); 0.1 (= 300, the centipede spine strength) keeps |qvel| < 10.
+# - unimal: v1 used friction 0.6 for unimals (mxt_reference 7.3).
+FAMILY_OPTIONS = {"worm": dict(gear_scale=0.1), "unimal": dict(friction=0.6)}
+
+
+def options_for(morph: Morphology, **overrides) -> MjcfOptions:
+  """MjcfOptions with the family's FAMILY_OPTIONS applied, then `overrides`."""
+  return MjcfOptions(**{**FAMILY_OPTIONS.get(morph.family, {}), **overrides})
 
 
 def _f(x: float) -> str:
@@ -84,9 +97,13 @@ def init_qpos(morph: Morphology, objects: Sequence[FreeObject] = ()) -> list[flo
   return q
 
 
-def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: MjcfOptions = MjcfOptions()) -> str:
-  """The MJCF string; body names are `Body.name`, one motor per hinge (gear = v1 strength, ctrl in [-1, 1])."""
+def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: MjcfOptions | None = None) -> str:
+  """The MJCF string; body names are `Body.name`, one motor per hinge (gear = v1 strength, ctrl in [-1, 1]).
+
+  options=None means `options_for(morph)` (the v1 defaults plus the family's FAMILY_OPTIONS).
+  """
   morph.validate()
+  options = options_for(morph) if options is None else options
   agent_aff = FLOOR_BIT | OBJECT_BIT | (AGENT_BIT if options.self_collision else 0)
   lines: list[str] = []
 
@@ -117,7 +134,7 @@ def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: Mjcf
     lines.append(f'      <inertial pos="0 0 0" mass="{_f(o.mass)}" diaginertia="1 1 1"/>')
     lines.append("      " + geom_xml(o.geom, o.name, contype, conaff, "object"))
     lines.append("    </body>")
-  motors = [f'    <motor name={quoteattr(h.name)} joint={quoteattr(h.name)} gear="{_f(h.gear)}" '
+  motors = [f'    <motor name={quoteattr(h.name)} joint={quoteattr(h.name)} gear="{_f(h.gear * options.gear_scale)}" '
             f'ctrllimited="true" ctrlrange="-1 1"/>' for h in morph.joints]
   qpos = _vec(init_qpos(morph, objects))
   fr = options.friction

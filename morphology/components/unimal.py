@@ -44,7 +44,7 @@ def unimal_ids() -> list[str]:
 
 def _capsule_geom(spec: dict, body: str) -> tuple[Geom, tuple]:
   a, b = spec["from"], spec["to"]
-  d = [bi - ai for ai, bi in zip(a, b)]
+  d = [bi - ai for ai, bi in zip(a, b, strict=True)]
   length = math.sqrt(sum(x * x for x in d))
   if length == 0:
     raise MorphologyError(f"body {body!r}: zero-length limb (capsule from == to)")
@@ -57,8 +57,8 @@ def _capsule_geom(spec: dict, body: str) -> tuple[Geom, tuple]:
     n = math.sqrt(w * w + sum(x * x for x in axis))
     quat = (w / n, *(x / n for x in axis))
   r = spec["radius"]
-  geom = Geom("capsule", (r, length / 2), pos=tuple((ai + bi) / 2 for ai, bi in zip(a, b)), quat=quat)
-  tip = tuple(bi + r * ui for bi, ui in zip(b, u))
+  geom = Geom("capsule", (r, length / 2), pos=tuple((ai + bi) / 2 for ai, bi in zip(a, b, strict=True)), quat=quat)
+  tip = tuple(bi + r * ui for bi, ui in zip(b, u, strict=True))
   return geom, tip
 
 
