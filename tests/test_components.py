@@ -110,6 +110,9 @@ def test_broken_variants_drop_the_right_bodies():
   assert "$ Body 5_1" not in {b.name for b in shin.bodies} and "Aux 2_1" in {b.name for b in shin.bodies}
   whole = make("broken_centipede", num_torsos=3, side=4, torso=0, whole_leg=True)
   assert not {"Aux 1_0", "$ Body 4_0"} & {b.name for b in whole.bodies}
+  # End effectors run torso by torso, left (4) before right (5).
+  assert [b.name for b in whole.end_effectors()] == ["$ Body 5_0", "$ Body 4_1", "$ Body 5_1", "$ Body 4_2",
+                                                     "$ Body 5_2"]
 
 
 KINEMATICS_CASES = [("ant", dict(num_legs=5)), ("broken_ant", dict(num_legs=4, broken_id=0)),
@@ -259,6 +262,9 @@ def test_unimal_format_and_errors():
   desc["bodies"][1]["geom"]["to"] = [0, 0, -0.3]
   morph = from_dict(desc, "ok")
   assert spawn_height(morph) == pytest.approx(0.3 + 0.05)  # a leg straight down carries it
+  del desc["bodies"][1]["mass"]
+  with pytest.raises(MorphologyError, match="'leg'.*missing field 'mass'"):
+    from_dict(desc, "bad")
   with pytest.raises(KeyError, match="unimal_gen_0"):
     make("unimal", unimal_id="unimal_gen_00")
 

@@ -76,24 +76,26 @@ def _geom(spec: dict, body: str) -> tuple[Geom, tuple | None]:
 def from_dict(desc: dict, name: str) -> Morphology:
   """A validated `Morphology` (family "unimal") from the JSON structure in the module docstring."""
   bodies = []
-  ee = 0
-  for spec in desc["bodies"]:
-    bname = spec["name"]
-    geom, tip = _geom(spec["geom"], bname)
-    if "quat" in spec:
-      quat = tuple(spec["quat"])
-    else:
-      quat = euler_to_quat(tuple(spec.get("euler", (0.0, 0.0, 0.0))))
-    anchor = tuple(spec.get("joint_pos", (0.0, 0.0, 0.0)))
-    joints = tuple(Hinge(name=j["name"], axis=tuple(j["axis"]), range=tuple(j["range"]), gear=float(j["gear"]),
-                         pos=anchor) for j in spec.get("joints", ()))
-    is_ee = bool(spec.get("end_effector", False))
-    bodies.append(Body(name=bname, parent=spec["parent"], pos=tuple(spec.get("pos", (0.0, 0.0, 0.0))), quat=quat,
-                       geom=geom, mass=float(spec["mass"]), inertia=tuple(spec.get("inertia", (1.0, 1.0, 1.0))),
-                       joints=joints, limb_type=spec.get("limb_type", "torso" if spec["parent"] is None else "limb"),
-                       tip=tip if is_ee else None, end_effector_order=ee if is_ee else None))
-    ee += is_ee
+  for i, spec in enumerate(desc["bodies"]):
+    bname = spec.get("name", f"#{i}")
+    try:
+      bodies.append(_body(spec, bname, end_effector_order=sum(b.end_effector_order is not None for b in bodies)))
+    except KeyError as e:
+      raise MorphologyError(f"body {bname!r}: missing field {e}") from None
   return Morphology(name=name, family="unimal", bodies=tuple(bodies), params={"unimal_id": name}).validate()
+
+
+def _body(spec: dict, name: str, end_effector_order: int) -> Body:
+  geom, tip = _geom(spec["geom"], name)
+  quat = tuple(spec["quat"]) if "quat" in spec else euler_to_quat(tuple(spec.get("euler", (0.0, 0.0, 0.0))))
+  anchor = tuple(spec.get("joint_pos", (0.0, 0.0, 0.0)))
+  joints = tuple(Hinge(name=j["name"], axis=tuple(j["axis"]), range=tuple(j["range"]), gear=float(j["gear"]),
+                       pos=anchor) for j in spec.get("joints", ()))
+  is_ee = bool(spec.get("end_effector", False))
+  return Body(name=spec["name"], parent=spec["parent"], pos=tuple(spec.get("pos", (0.0, 0.0, 0.0))), quat=quat,
+              geom=geom, mass=float(spec["mass"]), inertia=tuple(spec.get("inertia", (1.0, 1.0, 1.0))),
+              joints=joints, limb_type=spec.get("limb_type", "torso" if spec["parent"] is None else "limb"),
+              tip=tip if is_ee else None, end_effector_order=end_effector_order if is_ee else None)
 
 
 def make_unimal(unimal_id: str) -> Morphology:
