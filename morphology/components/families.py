@@ -81,7 +81,7 @@ def _ant_leg(parent: str, thigh: str, shin: Optional[str], theta: float, *, scal
   return bodies
 
 
-def _claw_leg(i: int, theta: float, *, scale: float = 1.0, broken: bool = False) -> list[Body]:
+def _claw_leg(i: int, theta: float, *, scale: float = 1.0, broken: bool = False, ee: Optional[int] = None) -> list[Body]:
   """v1 claw leg: 2-DOF hip (yaw, pitch) [-30,30]^2, then [10,80] and [30,60]; 3 x len .4, strength 500."""
   r, seg = LEG_RADIUS * scale, CLAW_SEGMENT_LENGTH * scale
   hip = seg / 2 + CLAW_HIP_PAD
@@ -97,7 +97,7 @@ def _claw_leg(i: int, theta: float, *, scale: float = 1.0, broken: bool = False)
                            joint_name=f"{names[k - 1]}_{names[k]}", parent_offset=(seg / 2 - r, 0.0, 0.0),
                            child_offset=(-seg / 2 + r, 0.0, 0.0), rotation=PITCH, limits=(CLAW_RANGES[k + 1],),
                            strength=CLAW_STRENGTH, limb_type=types[k],
-                           tip=(seg / 2, 0.0, 0.0) if last else None, end_effector_order=i if last else None))
+                           tip=(seg / 2, 0.0, 0.0) if last else None, end_effector_order=ee if last else None))
   return bodies
 
 
@@ -238,7 +238,9 @@ def claw(num_legs: int, scales: Optional[tuple] = None, broken_id: Optional[int]
   scales_it = itertools.cycle(scales or (1.0,))
   bodies = [_torso("torso")]
   for i in range(num_legs):
-    bodies += _claw_leg(i, _theta(i, num_legs), scale=next(scales_it), broken=i == broken_id)
+    broken = i == broken_id
+    bodies += _claw_leg(i, _theta(i, num_legs), scale=next(scales_it), broken=broken,
+                        ee=None if broken else i - (broken_id is not None and i > broken_id))
   return bodies
 
 
