@@ -12,24 +12,19 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from morphology.components import description
 from morphology.components.description import Geom, Morphology
 
 Pose = tuple[np.ndarray, np.ndarray]  # pos [3], quat [4] wxyz
 
 
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  aw, ax, ay, az = a
-  bw, bx, by, bz = b
-  return np.array([aw * bw - ax * bx - ay * by - az * bz,
-                   aw * bx + ax * bw + ay * bz - az * by,
-                   aw * by - ax * bz + ay * bw + az * bx,
-                   aw * bz + ax * by - ay * bx + az * bw])
+def quat_mul(a, b) -> np.ndarray:
+  return np.asarray(description.quat_mul(a, b))
 
 
-def rotate(v: np.ndarray, q: np.ndarray) -> np.ndarray:
-  """v [3] rotated by unit quaternion q [4] (v1 `math.rotate`)."""
-  s, u = q[0], q[1:]
-  return 2 * np.dot(u, v) * u + (s * s - np.dot(u, u)) * v + 2 * s * np.cross(u, v)
+def rotate(v, q) -> np.ndarray:
+  """v [3] rotated by unit quaternion q [4] wxyz."""
+  return np.asarray(description.rotate(v, q))
 
 
 def axis_angle(axis: np.ndarray, angle_rad: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from morphology.components.description import Geom, Morphology
+from morphology.components.description import Geom, Morphology, quat_mul
 from morphology.components.kinematics import forward_positions, spawn_height
 
 FLOOR_BIT, AGENT_BIT, OBJECT_BIT = 1, 2, 4
@@ -66,16 +66,9 @@ def _vec(v: Sequence[float]) -> str:
   return " ".join(_f(x) for x in v)
 
 
-def _quat_mul(a, b):
-  aw, ax, ay, az = a
-  bw, bx, by, bz = b
-  return (aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-          aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw)
-
-
 def geom_xml(g: Geom, name: str, contype: int, conaffinity: int, material: str) -> str:
   if g.type == "capsule":
-    quat = _quat_mul(g.quat, _CAPSULE_ALONG_X)
+    quat = quat_mul(g.quat, _CAPSULE_ALONG_X)
   else:
     quat = g.quat
   return (f'<geom name={quoteattr(name)} type="{g.type}" size="{_vec(g.size)}" pos="{_vec(g.pos)}" '
