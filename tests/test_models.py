@@ -183,7 +183,7 @@ def test_shape_errors_name_the_problem():
     model.apply(params, cond, states, actions[:, :, :1], timesteps, mask, deterministic=True)
   model, params, _ = _policy("anticausal")
   acond, *_ = _inputs("anticausal")
-  with pytest.raises(ValueError, match=r"\[B, K\+H-1\] = \[2, 8\]"):
+  with pytest.raises(ValueError, match=r"K\+H-1 = 8 \(K=6, encoder_horizon=3\)"):
     model.apply(params, dict(acond, states=acond["states"][:, :K]), states, actions, timesteps, mask, deterministic=True)
   with pytest.raises(KeyError, match="unknown conditioning"):
     CONDITIONINGS.get("categorical")

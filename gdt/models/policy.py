@@ -85,12 +85,13 @@ class DenseConditioning(nn.Module):
   def __call__(self, cond, states, timesteps, mask, deterministic):
     del timesteps, mask, deterministic
     expected = (*states.shape[:2], self.cond_dim)
-    if isinstance(cond, Mapping) or jnp.shape(cond) != expected:
-      shape = "a dict" if isinstance(cond, Mapping) else jnp.shape(cond)
-      raise ValueError(
-          f"{self.kind!r} conditioning expects cond [B, K, cond_dim] = {expected}, got {shape}"
-          + ("" if isinstance(cond, Mapping) or jnp.ndim(cond) != 3
-             else f" (cond last dim {jnp.shape(cond)[-1]} != cond_dim {self.cond_dim})"))
+    if isinstance(cond, Mapping):
+      raise ValueError(f"{self.kind!r} conditioning expects an array cond {expected}, got a dict")
+    shape = jnp.shape(cond)
+    if len(shape) == 3 and shape[:2] == expected[:2] and shape[2] != self.cond_dim:
+      raise ValueError(f"{self.kind!r} conditioning: cond last dim {shape[2]} != cond_dim {self.cond_dim}")
+    if shape != expected:
+      raise ValueError(f"{self.kind!r} conditioning expects cond [B, K, cond_dim] = {expected}, got {shape}")
     return _dense(self.embed_dim, "embed")(jnp.asarray(cond, jnp.float32))
 
 
@@ -127,28 +128,26 @@ class AntiCausalConditioning(nn.Module):
   @nn.compact
   def __call__(self, cond, states, timesteps, mask, deterministic):
     del timesteps, mask
-    p = self
     batch, k = states.shape[:2]
+    reference = self.bdt_unflipped_like_reference
     if not isinstance(cond, Mapping) or not {"states", "timesteps", "mask"} <= set(cond):
       raise ValueError("'anticausal' conditioning expects cond = {'states', 'timesteps', 'mask'}, got "
                        + (f"keys {sorted(cond)}" if isinstance(cond, Mapping) else f"shape {jnp.shape(cond)}"))
     length = cond["states"].shape[1]
-    want = k if p.bdt_unflipped_like_reference else k + p.encoder_horizon - 1
-    if (cond["states"].shape != (batch, length, p.state_dim) or cond["timesteps"].shape != (batch, length)
-        or cond["mask"].shape != (batch, length) or length < want
-        or (not p.bdt_unflipped_like_reference and length != want)):
+    want = k if reference else k + self.encoder_horizon - 1
+    if (cond["states"].shape != (batch, length, self.state_dim) or cond["timesteps"].shape != (batch, length)
+        or cond["mask"].shape != (batch, length) or length < want or (not reference and length != want)):
+      steps = f"at least K = {want}" if reference else f"K+H-1 = {want} (K={k}, encoder_horizon={self.encoder_horizon})"
       raise ValueError(
-          f"'anticausal' cond must hold [B, K+H-1] = [{batch}, {want}] steps (K={k}, encoder_horizon="
-          f"{p.encoder_horizon}) of states with state_dim {p.state_dim}; got states {cond['states'].shape}, "
-          f"timesteps {cond['timesteps'].shape}, mask {cond['mask'].shape}")
-    window = slice(0, k) if p.bdt_unflipped_like_reference else slice(None)
+          f"'anticausal' cond must hold [B={batch}, {steps}] steps of states with state_dim {self.state_dim}; got "
+          f"states {cond['states'].shape}, timesteps {cond['timesteps'].shape}, mask {cond['mask'].shape}")
+    window = slice(0, k) if reference else slice(None)
     z = AntiCausalEncoder(
-        p.embed_dim, p.num_layers, p.num_heads, p.dropout_rate, p.max_timestep, p.z_dim,
-        horizon=None if p.bdt_unflipped_like_reference else p.encoder_horizon,
-        flip_back=not p.bdt_unflipped_like_reference, name="encoder")(
+        self.embed_dim, self.num_layers, self.num_heads, self.dropout_rate, self.max_timestep, self.z_dim,
+        horizon=None if reference else self.encoder_horizon, flip_back=not reference, name="encoder")(
             cond["states"][:, window], cond["timesteps"][:, window], cond["mask"][:, window],
             deterministic=deterministic)
-    return _dense(p.embed_dim, "embed")(z[:, :k])
+    return _dense(self.embed_dim, "embed")(z[:, :k])
 
 
 CONDITIONINGS.register("rtg", lambda p: DenseConditioning("rtg", p.cond_dim, p.embed_dim, name="cond_embed"))
