@@ -51,6 +51,7 @@ def _dep_matrices(fn, *xs, row=0):
   jacs = jax.jit(jax.jacrev(fn, argnums=tuple(range(len(xs)))))(*xs)  # each [B, L_out, F_out, B, L_in, ...]
   deps = []
   for jac in jacs:
+    assert np.isfinite(jac).all()  # also through fully masked (left-padded) attention rows
     jac = np.abs(np.asarray(jac)[row, :, :, row])
     deps.append(jac.reshape(jac.shape[0], jac.shape[1], jac.shape[2], -1).sum(axis=(1, 3)) > 0)
   return deps
