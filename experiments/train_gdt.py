@@ -9,7 +9,7 @@ Rerunning the same command on the same workdir resumes from the last checkpoint.
 from absl import app, flags
 from ml_collections import config_flags
 
-from gdt import runtime, train
+from gdt import evaluate, runtime, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/<name>.py[:args]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (config.json, metrics, checkpoints, evaluation)")
@@ -20,8 +20,9 @@ def main(argv):
   del argv
   runtime.enable_compilation_cache()
   runtime.install_brax_compat()
-  result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  print(result.markdown() if hasattr(result, "markdown") else result)
+  config = _CONFIG.value
+  result = train.train_and_evaluate(config, _WORKDIR.value)
+  print(evaluate.markdown_table({config.conditioning: result}))
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ class Trainer:
     self.mesh = Mesh(np.asarray(devices if devices is not None else jax.local_devices()), (DATA_AXIS,))
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
-    self._compiled: dict[int, Any] = {}
+    self._compiled: dict[tuple, Any] = {}
     spec = CONDITIONINGS.get(config.conditioning)
     self._encoder_horizon = config.model.encoder_horizon if spec.encoder_window else None
     self._dims = (state_dim, act_dim, cond_dim)
@@ -313,11 +313,12 @@ class Trainer:
 
   def compiled(self, state: TrainState, data: DeviceData, num_steps: int):
     """AOT-compiled `train_many` for `num_steps` steps (compile time is then measured apart)."""
-    if num_steps not in self._compiled:
+    key = (num_steps,) + tuple(x.shape for x in jax.tree.leaves(data))
+    if key not in self._compiled:
       fn = jax.jit(functools.partial(self._train_many, num_steps=num_steps), donate_argnums=0,
                    out_shardings=(self.replicated, self.replicated))
-      self._compiled[num_steps] = fn.lower(state, data).compile()
-    return self._compiled[num_steps]
+      self._compiled[key] = fn.lower(state, data).compile()
+    return self._compiled[key]
 
   def train_many(self, state: TrainState, data: DeviceData, num_steps: int) -> tuple[TrainState, dict]:
     """`num_steps` scanned steps in one call. Blocks on the result: queueing several calls that contain

@@ -1,0 +1,86 @@
+"""Run several GDT-family configs over several seeds and tabulate W1 mean ± std over seeds.
+
+  python -m launch.seeds --configs=cdt,dt,bc --arg=env=halfcheetah,dataset=medium-expert,feature=x_velocity \
+      --seeds=0,1,2 --workdir=workdirs/headline [--set=train.num_steps=20000 --set=model.embed_dim=64]
+
+Each (config, seed) trains and evaluates in `<workdir>/<config>_s<seed>` (rerunning resumes; a finished run, one with
+its eval_<conditioning>.json, is not redone). `<workdir>/summary.md` gets, per config, the mean ± std over seeds of
+the mean W1 over the best targets, the middle targets and all targets, and of the mean return.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+import numpy as np
+from absl import app, flags
+
+from gdt import runtime, train
+from gdt.workdir import atomic_write_bytes
+
+_CONFIGS = flags.DEFINE_list("configs", ["cdt", "dt", "bc"], "config names under experiments/configs")
+_ARG = flags.DEFINE_string("arg", "", "config argument string shared by every config (env=...,feature=...)")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds")
+_SET = flags.DEFINE_multi_string("set", [], "dotted.key=value overrides applied to every config")
+_WORKDIR = flags.DEFINE_string("workdir", None, "sweep directory")
+flags.mark_flag_as_required("workdir")
+
+COLUMNS = ("w1_best", "w1_middle", "w1_all", "mean_return_all")
+
+
+def apply_overrides(config, overrides: list[str]):
+  """`a.b=value` -> config.a.b = value converted to the existing field's type (unknown keys raise)."""
+  for item in overrides:
+    key, _, value = item.partition("=")
+    *path, leaf = key.split(".")
+    node = config
+    for part in path:
+      node = node[part]
+    if leaf not in node:
+      raise ValueError(f"--set {item!r}: config has no field {key!r}")
+    old = node[leaf]
+    node[leaf] = (value.lower() in ("1", "true")) if isinstance(old, bool) else type(old)(value)
+  return config
+
+
+def run_config(name: str, seed: int):
+  module = importlib.import_module(f"experiments.configs.{name}")
+  arg = ",".join(filter(None, [_ARG.value, f"seed={seed}"]))
+  return apply_overrides(module.get_config(arg), _SET.value)
+
+
+def summary(rows: dict[str, list[dict]]) -> str:
+  lines = ["| config | seeds | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
+  for name, aggs in rows.items():
+    cells = []
+    for col in COLUMNS:
+      v = np.array([a[col] for a in aggs if col in a])
+      cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if len(v) else "-")
+    lines.append(f"| {name} | {len(aggs)} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  runtime.enable_compilation_cache()
+  runtime.install_brax_compat()
+  rows: dict[str, list[dict]] = {}
+  for name in _CONFIGS.value:
+    for seed in map(int, _SEEDS.value):
+      config = run_config(name, seed)
+      workdir = os.path.join(_WORKDIR.value, f"{name}_s{seed}")
+      result_path = os.path.join(workdir, f"eval_{config.conditioning}.json")
+      if not os.path.exists(result_path):
+        print(f"[seeds] {name} seed {seed} -> {workdir}", flush=True)
+        train.train_and_evaluate(config, workdir)
+      with open(result_path) as f:
+        rows.setdefault(name, []).append(json.load(f)["aggregates"])
+      table = summary(rows)
+      atomic_write_bytes(os.path.join(_WORKDIR.value, "summary.md"), table.encode())
+  print(table)
+
+
+if __name__ == "__main__":
+  app.run(main)
