@@ -1,0 +1,262 @@
+"""The env registry and the brax envs: every name parses and compiles as MJCF, a sample per
+family x task resets and steps, scripted moves toward the goal raise the reward and turn on success,
+unknown names list the closest ones, and the zero-shot splits only use registered names."""
+
+import copy
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+
+from morphology import components, envs, splits
+from morphology.components.mjcf import to_mjcf
+from morphology.tasks import evaluate
+
+NAMES = envs.registered_names()
+NUM_STEPS = 3
+# One env per agent family and per task class (smallest sizes: compile time grows with bodies);
+# `ant_reach_2` and its mass variants share shapes and are stepped in one vmapped compile.
+SAMPLE = ("ant_reach2_handsup_3", "ant_reach_handsup2_3", "ant_touch_3_b_1", "centipede_push_2",
+          "claw_reach_handsup_2", "worm_touch_2", f"unimal_reach_{components.unimal_ids()[0]}")
+SAME_SHAPE_GROUP = ("ant_reach_2",) + tuple(f"ant_reach_2_mass_{envs._floats(m)}" for m in envs.MASS_SETS)
+
+
+# ---- names and MJCF (no JAX) ----
+
+
+def test_registered_names_match_the_reference_counts():
+  n_unimal = len(components.unimal_ids())
+  print(f"{len(NAMES)} registered env names ({n_unimal} unimals)")
+  assert len(NAMES) == len(set(NAMES))
+  # mxt_reference 2.4: 789 with 72 unimals; the procedural part is 789 - 3 * 72 = 573.
+  assert len(NAMES) == 573 + 3 * n_unimal
+  count = lambda prefix: sum(envs.parse(n).suite is s for n in NAMES for s in envs.SUITES
+                             if f"{s.agent}_{s.task_word}" == prefix)
+  assert [count(p) for p in ("ant_reach", "ant_reach_hard", "ant_touch", "ant_push", "centipede_reach",
+                             "centipede_push", "centipede_touch")] == [53, 58, 53, 53, 150, 150, 6]
+
+
+def test_every_name_parses_and_its_mjcf_compiles():
+  for name in NAMES:
+    spec = envs.parse(name)
+    assert spec.name == name
+    morph, task = spec.morphology(), spec.task
+    assert len(morph.end_effectors()) >= task.min_tips(), name
+    model = mujoco.MjModel.from_xml_string(to_mjcf(morph, task.objects, spec.mjcf_options()))
+    assert model.nu == morph.num_dofs and model.nq == 7 + morph.num_dofs + 7 * len(task.objects), name
+
+
+@pytest.mark.parametrize("name, family, params", [
+    ("ant_reach_4", "ant", {"num_legs": 4}),
+    ("ant_reach_hard_5_b_2", "broken_ant", {"num_legs": 5, "broken_id": 2}),
+    ("ant_push_3_mass_0.5_1.0_3.0", "mass_rand_ant", {"num_legs": 3, "masses": (0.5, 1.0, 3.0)}),
+    ("ant_reach_hard_6_size_0.8_1.0_1.5", "size_rand_ant", {"num_legs": 6, "scales": (0.8, 1.0, 1.5)}),
+    ("centipede_reach_3_b_5_2_all", "broken_centipede", {"num_torsos": 3, "side": 5, "torso": 2, "whole_leg": True}),
+    ("centipede_push_4_b_4_0", "broken_centipede", {"num_torsos": 4, "side": 4, "torso": 0, "whole_leg": False}),
+    ("worm_push_7", "worm", {"num_torsos": 7}),
+])
+def test_grammar_extracts_family_and_parameters(name, family, params):
+  spec = envs.parse(name)
+  assert spec.family == family and dict(spec.morph_params) == params
+
+
+def test_task_words_take_the_longest_match_and_carry_family_ranges():
+  assert envs.parse("ant_reach_handsup2_4").task.name == "reach_handsup2"
+  assert envs.parse("ant_reach_handsup_4").task.name == "reach_handsup"
+  assert envs.parse("ant_reach_hard_4").task.r_range == (10.5, 11.5)
+  assert envs.parse("ant_reach_4").task.r_range == (7.5, 10.0)
+  assert envs.parse("centipede_reach_4").task.r_range == (5.0, 6.0)
+  assert envs.parse("centipede_touch_4").task.r_range == (9.0, 12.0)
+  assert envs.parse("claw_reach_hard_handsup_3").task.r_range == (3.5, 5.5)
+  worm = envs.parse("worm_push_3").task
+  assert (worm.target_radius, worm.success_bonus, worm.box_r_range) == (1.5, 25.0, (2.5, 3.5))
+  unimal = envs.parse(f"unimal_touch_{components.unimal_ids()[0]}")
+  assert unimal.task.threshold == 0.35 and unimal.mjcf_options().friction == 0.6
+
+
+@pytest.mark.parametrize("bad, close", [("ant_reach_7", "ant_reach_6"), ("ant_rech_4", "ant_reach_4"),
+                                        ("centipede_touch_3_b_4_0", "centipede_reach_3_b_4_0")])
+def test_unknown_names_list_the_closest(bad, close):
+  with pytest.raises(KeyError, match="closest registered") as err:
+    envs.make(bad)
+  assert close in str(err.value)
+
+
+def test_splits_use_registered_disjoint_envs():
+  registered = set(NAMES)
+  for name in splits.SPLITS:
+    s = splits.get_split(name)
+    assert s.train_envs and s.test_envs, name
+    assert set(s.all_envs) <= registered, name
+    assert not set(s.train_envs) & set(s.test_envs), name
+  assert splits.get_split("ant_reach_zs_5").train_envs == ("ant_reach_2", "ant_reach_3", "ant_reach_4", "ant_reach_6")
+  assert splits.get_split("centipede_touch_zs_4").train_envs == tuple(f"centipede_touch_{n}" for n in (3, 5, 6, 7))
+  held_out_push = splits.get_split("ant_push_task_zs")
+  assert all("_push_" in n for n in held_out_push.test_envs)
+  assert not any("_push_" in n for n in held_out_push.train_envs)
+  assert all(envs.parse(n).family == "broken_ant" for n in splits.get_split("ant_touch_broken_zs").test_envs)
+
+
+# ---- brax envs ----
+
+
+def _rollout(env, rng):
+  """reset, then NUM_STEPS steps with a fixed action pattern: (reset state, final state)."""
+  state = env.reset(rng)
+  action = jnp.sin(jnp.arange(env.action_size, dtype=jnp.float32))
+
+  def body(s, _):
+    return env.step(s, action), None
+
+  return state, jax.lax.scan(body, state, None, length=NUM_STEPS)[0]
+
+
+def _with_sys(env, sys):
+  """A shallow copy of `env` stepping `sys` (a traced System of the same shapes)."""
+  clone = copy.copy(env)
+  clone.sys = sys
+  return clone
+
+
+def _check_finite(name, env, first, last):
+  assert first.obs.shape == last.obs.shape and first.obs.ndim == 1, name
+  assert first.info["goals"].shape == (env.task.num_goals, 3), name
+  assert np.all(np.isfinite(np.asarray(last.obs))), name
+  assert np.all(np.isfinite(np.asarray(last.pipeline_state.q))), name
+  assert set(last.metrics) >= {"success", "distance"} and np.isfinite(float(last.info["distance"])), name
+  assert last.info["success"] in (0.0, 1.0) and float(last.done) == float(last.info["success"]), name
+
+
+@pytest.fixture(scope="module")
+def sample():
+  """name -> (env, reset state, state after NUM_STEPS), one compile per name."""
+  out = {}
+  for name in SAMPLE:
+    env = envs.make(name)
+    out[name] = (env, *jax.jit(lambda rng, env=env: _rollout(env, rng))(jax.random.PRNGKey(0)))
+  return out
+
+
+def test_sample_envs_reset_and_step_finite(sample):
+  for name, (env, first, last) in sample.items():
+    assert env.backend == envs.DEFAULT_BACKEND and float(env.dt) == pytest.approx(0.05)
+    _check_finite(name, env, first, last)
+
+
+def test_same_shape_envs_share_one_compile():
+  group = [envs.make(n) for n in SAME_SHAPE_GROUP]
+  treedef = jax.tree.structure(group[0].sys)
+  stacked = jax.tree.unflatten(treedef, [jnp.stack(x) for x in zip(*(jax.tree.leaves(e.sys) for e in group))])
+  rngs = jax.random.split(jax.random.PRNGKey(0), len(group))
+  first, last = jax.jit(jax.vmap(lambda sys, rng: _rollout(_with_sys(group[0], sys), rng)))(stacked, rngs)
+  for i, (name, env) in enumerate(zip(SAME_SHAPE_GROUP, group)):
+    pick = lambda tree: jax.tree.map(lambda x: x[i], tree)
+    _check_finite(name, env, pick(first), pick(last))
+  # The mass variants really differ: heavier legs change the trajectory.
+  q = np.asarray(last.pipeline_state.q)
+  assert not np.allclose(q[0], q[1])
+
+
+def _scripted(env, state, q=None, goals=None):
+  """Task outcome at qpos `q` (default: the reset q), at rest, with `goals` (default: the reset goals)."""
+  q = state.pipeline_state.q if q is None else q
+  goals = state.info["goals"] if goals is None else goals
+  ps = env.pipeline_init(q, jnp.zeros(env.sys.qd_size()))
+  return evaluate(env.task, env.frame(ps), goals, float(env.dt))
+
+
+def _shift_root(q, dxy):
+  return q.at[:2].add(dxy)
+
+
+def test_scripted_reach_and_touch_moves_succeed(sample, same_shape_ant_reach):
+  env, first = same_shape_ant_reach
+  base = _scripted(env, first)
+  tips = env.frame(first.pipeline_state).tips
+  goal = first.info["goals"][0]
+  # Teleport the agent so tip 0 sits 5 cm (xy) from the ball: success, and the reward rises to -0.05.
+  moved = _scripted(env, first, _shift_root(first.pipeline_state.q, (goal - tips[0])[:2] + jnp.array([0.05, 0.0])))
+  assert float(base.success) == 0.0 and float(moved.success) == 1.0
+  assert float(moved.reward) > float(base.reward) and float(moved.distance) == pytest.approx(0.05, abs=1e-3)
+  # Halfway is better but not yet a success.
+  half = _scripted(env, first, _shift_root(first.pipeline_state.q, (goal - tips[0])[:2] / 2))
+  assert float(base.reward) < float(half.reward) < float(moved.reward) and float(half.success) == 0.0
+
+  env, first, _ = sample["worm_touch_2"]
+  f = env.frame(first.pipeline_state)
+  to_ball = (f.obj_pos[0] - f.root_pos)[:2]
+  # Teleport the root to 0.3 (xy) from the ball: within the 0.5 threshold.
+  near = _scripted(env, first, _shift_root(first.pipeline_state.q, to_ball * (1 - 0.3 / jnp.linalg.norm(to_ball))))
+  assert float(_scripted(env, first).success) == 0.0
+  assert float(near.success) == 1.0 and float(near.distance) == pytest.approx(0.3, abs=1e-3)
+
+
+def test_scripted_push_box_onto_target(sample):
+  env, first, _ = sample["centipede_push_2"]
+  target = first.info["goals"][0]
+  adr = int(env._obj_qadr[0])
+  q = first.pipeline_state.q
+  base = _scripted(env, first)
+  halfway = _scripted(env, first, q.at[adr:adr + 2].set((q[adr:adr + 2] + target[:2]) / 2))
+  on = _scripted(env, first, q.at[adr:adr + 2].set(target[:2] + jnp.array([0.5, 0.0])))
+  assert float(base.success) == 0.0 and float(halfway.success) == 0.0
+  assert float(base.distance) > float(halfway.distance) > float(on.distance)
+  assert float(on.success) == 1.0 and float(on.terms["box_on_target"]) == 20.0
+
+
+@pytest.mark.parametrize("name", ["claw_reach_handsup_2", "ant_reach2_handsup_3", "ant_reach_handsup2_3"])
+def test_scripted_handsup_needs_every_goal(sample, name):
+  """Goals teleported onto the right tips: success only once every goal is met (AND)."""
+  env, first, _ = sample[name]
+  tips = env.frame(first.pipeline_state).tips
+  goals = first.info["goals"]
+  height_tips = {"reach_handsup": (0,), "reach2_handsup": (0,), "reach_handsup2": (0, 2)}[env.task.name]
+  reach_tip = next(i for i in range(tips.shape[0]) if i not in height_tips)
+  num_balls = goals.shape[0] - len(height_tips)
+  met = goals
+  for k in range(num_balls):
+    met = met.at[k, :2].set(tips[reach_tip, :2] + 0.03)
+  partial = _scripted(env, first, goals=met)
+  for k, tip in enumerate(height_tips):
+    met = met.at[num_balls + k, 2].set(tips[tip, 2] + 0.03)
+  full = _scripted(env, first, goals=met)
+  base = _scripted(env, first)
+  assert float(base.success) == 0.0 and float(partial.success) == 0.0 and float(full.success) == 1.0
+  assert float(base.reward) < float(full.reward)
+  assert float(full.distance) == pytest.approx(0.03 * np.sqrt(2), abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def same_shape_ant_reach():
+  env = envs.make("ant_reach_2")
+  return env, jax.jit(env.reset)(jax.random.PRNGKey(3))
+
+
+def test_eval_wrapper_records_success_and_final_distance(same_shape_ant_reach):
+  env, _ = same_shape_ant_reach
+  wrapped = envs.wrap_eval(env, episode_length=2)
+  state = jax.jit(wrapped.reset)(jax.random.PRNGKey(3))
+  step = jax.jit(wrapped.step)
+  zero = jnp.zeros(env.action_size)
+  for _ in range(3):  # one step past the time limit: the record stays frozen
+    state = step(state, zero)
+  ev = state.info["eval"]
+  assert float(ev["finished"]) == 1.0 and float(ev["success"]) == 0.0 and float(ev["length"]) == 2.0
+  assert float(ev["final_distance"]) > 5.0 and float(ev["initial_distance"]) > 5.0
+  # A goal placed under tip 0 is met on the first step: success, frozen at length 1.
+  state = jax.jit(wrapped.reset)(jax.random.PRNGKey(3))
+  state.info["goals"] = env.frame(state.pipeline_state).tips[:1]
+  for _ in range(3):
+    state = step(state, zero)
+  ev = state.info["eval"]
+  assert float(ev["success"]) == 1.0 and float(ev["length"]) == 1.0 and float(ev["final_distance"]) < 0.1
+
+
+@pytest.mark.slow
+def test_all_registered_envs_reset_and_step():
+  for name in NAMES:
+    env = envs.make(name)
+    first, last = jax.jit(lambda rng, env=env: _rollout(env, rng))(jax.random.PRNGKey(0))
+    _check_finite(name, env, first, last)
