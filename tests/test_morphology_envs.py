@@ -3,6 +3,7 @@ family x task resets and steps, scripted moves toward the goal raise the reward 
 unknown names list the closest ones, and the zero-shot splits only use registered names."""
 
 import copy
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,7 @@ NAMES = envs.registered_names()
 NUM_STEPS = 3
 # One env per agent family and per task class (smallest sizes: compile time grows with bodies);
 # `ant_reach_2` and its mass variants share shapes and are stepped in one vmapped compile.
-SAMPLE = ("ant_reach2_handsup_3", "ant_reach_handsup2_3", "ant_touch_3_b_1", "centipede_push_2",
+SAMPLE = ("ant_reach2_handsup_3", "ant_reach_handsup2_3", "centipede_push_2",
           "claw_reach_handsup_2", "worm_touch_2", f"unimal_reach_{components.unimal_ids()[0]}")
 SAME_SHAPE_GROUP = ("ant_reach_2",) + tuple(f"ant_reach_2_mass_{envs._floats(m)}" for m in envs.MASS_SETS)
 
@@ -113,11 +114,25 @@ def _rollout(env, rng):
   return state, jax.lax.scan(body, state, None, length=NUM_STEPS)[0]
 
 
-def _with_sys(env, sys):
-  """A shallow copy of `env` stepping `sys` (a traced System of the same shapes)."""
+def _with_sys(env, sys, tip_offsets):
+  """A shallow copy of `env` stepping `sys` (a traced System of the same shapes) with its own tip offsets."""
   clone = copy.copy(env)
-  clone.sys = sys
+  clone.sys, clone._tip_offsets = sys, tip_offsets
   return clone
+
+
+def _batched_rollout(group):
+  """Steps envs whose systems share shapes and static structure in one vmapped compile:
+  [(name, env, reset state, final state)]."""
+  treedef = jax.tree.structure(group[0].sys)
+  stacked = jax.tree.unflatten(treedef, [jnp.stack(x) for x in zip(*(jax.tree.leaves(e.sys) for e in group),
+                                                                     strict=True)])
+  tips = jnp.stack([jnp.asarray(e._tip_offsets) for e in group])
+  rngs = jax.random.split(jax.random.PRNGKey(0), len(group))
+  first, last = jax.jit(jax.vmap(lambda sys, tip, rng: _rollout(_with_sys(group[0], sys, tip), rng)))(
+      stacked, tips, rngs)
+  pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
+  return [(e.name, e, pick(first, i), pick(last, i)) for i, e in enumerate(group)]
 
 
 def _check_finite(name, env, first, last):
@@ -146,25 +161,30 @@ def test_sample_envs_reset_and_step_finite(sample):
 
 
 def test_same_shape_envs_share_one_compile():
-  group = [envs.make(n) for n in SAME_SHAPE_GROUP]
-  treedef = jax.tree.structure(group[0].sys)
-  stacked = jax.tree.unflatten(treedef, [jnp.stack(x) for x in zip(*(jax.tree.leaves(e.sys) for e in group))])
-  rngs = jax.random.split(jax.random.PRNGKey(0), len(group))
-  first, last = jax.jit(jax.vmap(lambda sys, rng: _rollout(_with_sys(group[0], sys), rng)))(stacked, rngs)
-  for i, (name, env) in enumerate(zip(SAME_SHAPE_GROUP, group)):
-    pick = lambda tree: jax.tree.map(lambda x: x[i], tree)
-    _check_finite(name, env, pick(first), pick(last))
+  results = _batched_rollout([envs.make(n) for n in SAME_SHAPE_GROUP])
+  for name, env, first, last in results:
+    _check_finite(name, env, first, last)
   # The mass variants really differ: heavier legs change the trajectory.
-  q = np.asarray(last.pipeline_state.q)
+  q = [np.asarray(r[3].pipeline_state.q) for r in results]
   assert not np.allclose(q[0], q[1])
+
+
+@functools.lru_cache(maxsize=None)
+def _outcome_fn(env):
+  dt = float(env.dt)
+
+  def outcome(q, goals):
+    ps = env.pipeline_init(q, jnp.zeros(env.sys.qd_size()))
+    return evaluate(env.task, env.frame(ps), goals, dt)
+
+  return jax.jit(outcome)
 
 
 def _scripted(env, state, q=None, goals=None):
   """Task outcome at qpos `q` (default: the reset q), at rest, with `goals` (default: the reset goals)."""
   q = state.pipeline_state.q if q is None else q
   goals = state.info["goals"] if goals is None else goals
-  ps = env.pipeline_init(q, jnp.zeros(env.sys.qd_size()))
-  return evaluate(env.task, env.frame(ps), goals, float(env.dt))
+  return _outcome_fn(env)(q, goals)
 
 
 def _shift_root(q, dxy):
@@ -254,9 +274,20 @@ def test_eval_wrapper_records_success_and_final_distance(same_shape_ant_reach):
   assert float(ev["success"]) == 1.0 and float(ev["length"]) == 1.0 and float(ev["final_distance"]) < 0.1
 
 
+def _structure_key(name):
+  """Envs with equal keys differ only in System values (mass / size variants): one compile for all."""
+  spec = envs.parse(name)
+  morph = spec.morphology()
+  return (spec.suite, tuple((b.name, b.parent, len(b.joints), b.geom.type) for b in morph.bodies))
+
+
 @pytest.mark.slow
 def test_all_registered_envs_reset_and_step():
+  """Every name; about 400 compiles (plain/mass/size variants of one size share one)."""
+  groups = {}
   for name in NAMES:
-    env = envs.make(name)
-    first, last = jax.jit(lambda rng, env=env: _rollout(env, rng))(jax.random.PRNGKey(0))
-    _check_finite(name, env, first, last)
+    groups.setdefault(_structure_key(name), []).append(name)
+  print(f"{len(NAMES)} envs in {len(groups)} compile groups")
+  for names in groups.values():
+    for name, env, first, last in _batched_rollout([envs.make(n) for n in names]):
+      _check_finite(name, env, first, last)
