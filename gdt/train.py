@@ -259,6 +259,7 @@ class Trainer:
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
     self._compiled: dict[tuple, Any] = {}
+    self.compile_seconds = 0.0  # total spent compiling train_many
     spec = CONDITIONINGS.get(config.conditioning)
     self._encoder_horizon = config.model.encoder_horizon if spec.encoder_window else None
     self._dims = (state_dim, act_dim, cond_dim)
@@ -317,7 +318,9 @@ class Trainer:
     if key not in self._compiled:
       fn = jax.jit(functools.partial(self._train_many, num_steps=num_steps), donate_argnums=0,
                    out_shardings=(self.replicated, self.replicated))
+      t0 = time.perf_counter()
       self._compiled[key] = fn.lower(state, data).compile()
+      self.compile_seconds += time.perf_counter() - t0
     return self._compiled[key]
 
   def train_many(self, state: TrainState, data: DeviceData, num_steps: int) -> tuple[TrainState, dict]:
@@ -348,8 +351,8 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
   Returns the `gdt.evaluate.EvalResult` (also written into the workdir).
   """
   validate_config(config)
-  prepare_workdir(workdir, config, allow_changes=("train.num_steps", "train.log_every", "eval"))
   trajs, path = load_dataset(config)
+  prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"))
   train_idx, target_idx, names = evaluate.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
   prep = prepare_data(trajs, config, train_idx)
   targets = evaluate.trajectory_targets(trajs, target_idx, names, config.feature, prep.bin_edges, config.conditioning,
@@ -362,8 +365,9 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
   data = trainer.put_data(prep.data)
   state = trainer.init(config.seed)
   mngr = ckpt.manager(workdir, max_to_keep=config.train.max_checkpoints)
+  backend = trajs.metadata.get("backend", envs.default_backend(config.env))
   meta = ckpt.policy_meta(config_to_dict(config), trajs.obs_dim, trajs.act_dim, prep.cond_dim, prep.state_mean,
-                          prep.state_std, prep.bin_edges, config.env, trajs.metadata.get("backend", envs.default_backend(config.env)))
+                          prep.state_std, prep.bin_edges, config.env, backend)
   last = mngr.latest_step()
   if last is not None:
     params, extras = ckpt.restore(mngr, last, state.params, state.extras())
@@ -384,14 +388,12 @@ def _train(trainer: Trainer, state: TrainState, data: DeviceData, config, workdi
     return state
   writer = MetricWriter(workdir)
   progress = Progress(t.num_steps, start=step, label="[train] ")
-  compile_s = 0.0
   while step < t.num_steps:
     n = min(t.steps_per_call, t.num_steps - step)
-    t0 = time.perf_counter()
+    before = trainer.compile_seconds
     fn = trainer.compiled(state, data, n)
-    if time.perf_counter() - t0 > 1e-3:
-      compile_s += time.perf_counter() - t0
-      log(f"[train] compiled train_many({n} steps) in {time.perf_counter() - t0:.1f}s")
+    if trainer.compile_seconds > before:
+      log(f"[train] compiled train_many({n} steps) in {trainer.compile_seconds - before:.1f}s")
       progress = Progress(t.num_steps, start=step, label="[train] ")  # rates exclude compile time
     t0 = time.perf_counter()
     state, metrics = fn(state, data)
@@ -406,7 +408,7 @@ def _train(trainer: Trainer, state: TrainState, data: DeviceData, config, workdi
     if step % t.checkpoint_every == 0 or step == t.num_steps:
       ckpt.save(mngr, step, state.params, state.extras(), meta)
   writer.close()
-  log(f"[train] done: {step} steps, compile {compile_s:.1f}s")
+  log(f"[train] done: {step} steps (compile {trainer.compile_seconds:.1f}s)")
   return state
 
 
@@ -417,5 +419,5 @@ def evaluate_run(config, workdir: str, targets, log: Callable[[str], None] = pri
   t0 = time.perf_counter()
   result = evaluate.evaluate_policy(policy, targets, config.eval, jax.random.PRNGKey(config.seed + 1))
   result.write(workdir, config.conditioning)
-  log(f"[eval] {len(result.per_target)} targets in {format_seconds(time.perf_counter() - t0)}")
+  log(f"[eval] {len(result.rows)} targets in {format_seconds(time.perf_counter() - t0)}")
   return result
