@@ -6,12 +6,16 @@ actions; the first call (compile + run) is reported apart from the timed second 
     python benchmarks/bench_morphology_env.py                          # positional, batch 64/256/1024
     python benchmarks/bench_morphology_env.py --backends=positional,spring,generalized --batches=64
 
-Measured 2026-11-21 on 2 CPU cores shared with other jobs (load average 5-11, so +-30%), 100 steps:
-  positional  batch   64: ant_reach_4 1668 steps/s vs brax ant 1536 (1.09x); compile 36 s each
-  positional  batch  256: 2497 vs 3898 (0.64x);  batch 1024: 1548 vs 2586 (0.60x)
-  batch 64, 50 steps: spring 11105 vs 14917 (0.74x); generalized 426 vs 2547; mjx (20 steps) 953 vs 8223.
-brax's ant lets only 4 foot spheres touch the floor (4 contacts); the v1-faithful MxT ant collides its
-torso and all 8 leg capsules (17 contacts), which is the gap at large batches.
+Measured 2026-11-21 on 2 CPU cores shared with other engineers' jobs, 100 steps, positional:
+  load ~3 (compile times are persistent-cache hits):
+    batch   64: ant_reach_4 3711 steps/s vs brax ant 4410 (0.84x)
+    batch  256: 3890 vs 5526 (0.70x);  batch 1024: 3404 vs 4812 (0.71x)
+  load ~8-11: batch 64 1668 vs 1536 (1.09x), 256 2497 vs 3898 (0.64x), 1024 1548 vs 2586 (0.60x); compile 36-95 s.
+  Other backends, batch 64, load ~10: spring 11105 vs 14917 (0.74x) but the ant blows up under random
+  actions; generalized 426 vs 2547; mjx (20 steps) 953 vs 8223.
+The gap at large batches is contacts: brax's ant lets only its 4 foot spheres touch the floor; the
+v1-faithful MxT ant collides its torso and all 8 leg capsules (17 contact points). With the 4 thigh
+capsules made non-colliding, batch 256 gives 4449 steps/s (0.80x).
 """
 
 from __future__ import annotations
