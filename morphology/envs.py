@@ -176,7 +176,8 @@ _NUM = r"(\d+)"
 _FLOAT3 = r"(\d+\.\d+)_(\d+\.\d+)_(\d+\.\d+)"
 
 
-def _floats(values) -> str:
+def float_tag(values) -> str:
+  """(0.5, 1, 3) -> '0.5_1.0_3.0' (the reference prints values as floats)."""
   return "_".join(str(float(v)) for v in values)
 
 
@@ -237,7 +238,7 @@ class Randomized:
     return re.compile(rf"{_NUM}_{self.kind}_{_FLOAT3}$")
 
   def suffixes(self, agent: str) -> Iterator[str]:
-    return (f"{n}_{self.kind}_{_floats(v)}" for n in self.sizes for v in self.value_sets)
+    return (f"{n}_{self.kind}_{float_tag(v)}" for n in self.sizes for v in self.value_sets)
 
   def morphology(self, agent: str, m: re.Match) -> tuple[str, dict]:
     key = {"mass": "masses", "size": "scales"}[self.kind]
@@ -246,7 +247,7 @@ class Randomized:
 
 @dataclasses.dataclass(frozen=True)
 class Unimal:
-  """`{id}`: one of the converted MetaMorph unimals."""
+  """`{id}`: one of `components.unimal_ids()`."""
 
   pattern = re.compile(r"(\w[\w.-]*)$")
 

@@ -21,7 +21,7 @@ NUM_STEPS = 3
 # `ant_reach_2` and its mass variants share shapes and are stepped in one vmapped compile.
 SAMPLE = ("ant_reach2_handsup_3", "ant_reach_handsup2_3", "centipede_push_2",
           "claw_reach_handsup_2", "worm_touch_2", f"unimal_reach_{components.unimal_ids()[0]}")
-SAME_SHAPE_GROUP = ("ant_reach_2",) + tuple(f"ant_reach_2_mass_{envs._floats(m)}" for m in envs.MASS_SETS)
+SAME_SHAPE_GROUP = ("ant_reach_2",) + tuple(f"ant_reach_2_mass_{envs.float_tag(m)}" for m in envs.MASS_SETS)
 
 
 # ---- names and MJCF (no JAX) ----
