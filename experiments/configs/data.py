@@ -1,0 +1,88 @@
+"""Brax D4RL-style datasets: a PPO run's snapshots -> random / medium / medium-replay / expert / medium-expert.
+
+Commands (rerunning on the same workdir resumes; finished stages are skipped):
+  python -m experiments.generate_data --config=experiments/configs/data.py:env=halfcheetah,preset=quick --workdir=workdirs/data_quick
+  python -m experiments.generate_data --config=experiments/configs/data.py:env=hopper,preset=quick --workdir=workdirs/data_quick
+  python -m experiments.generate_data --config=experiments/configs/data.py:env=halfcheetah,preset=full --workdir=workdirs/data
+
+Config arguments: env (a `gdt.envs` name), preset (demo | quick | full), backend ('' = `gdt.envs.default_backend`),
+seed, deterministic (act with the policy mode instead of sampling it), medium_fraction.
+
+Presets (measured on 2 shared CPU cores, see the report numbers in README/benchmarks; times are pessimistic):
+  demo   halfcheetah random/medium/expert, 20k transitions per level, short PPO: `make demo`, ~3 min.
+  quick  all five levels, 100k transitions per level, a few minutes of PPO per env on CPU.
+  full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job).
+Expected: mean return random < medium < expert (medium ~ 1/3 of the way, by PPO eval return).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gdt.configs import parse_arg
+from gdt.registry import Registry
+
+ARGS = dict(env="halfcheetah", preset="quick", backend="", seed=0, deterministic=False, medium_fraction=1 / 3)
+ALL_LEVELS = ("random", "expert", "medium", "medium-replay", "medium-expert")
+
+# brax's published PPO settings per env (brax training colab), used as is by `full`; `demo`/`quick` keep the
+# optimisation settings and shrink the batch and the number of env steps.
+PPO_FULL = {
+    "halfcheetah": dict(num_timesteps=50_000_000, num_evals=20, reward_scaling=1.0, unroll_length=20,
+                        num_minibatches=32, num_updates_per_batch=8, discounting=0.95, learning_rate=3e-4,
+                        entropy_cost=1e-3, num_envs=2048, batch_size=512),
+    "hopper": dict(num_timesteps=6_553_600, num_evals=20, reward_scaling=10.0, unroll_length=5,
+                   num_minibatches=32, num_updates_per_batch=4, discounting=0.97, learning_rate=3e-4,
+                   entropy_cost=1e-2, num_envs=2048, batch_size=512),
+    "walker2d": dict(num_timesteps=7_864_320, num_evals=20, reward_scaling=5.0, unroll_length=20,
+                     num_minibatches=32, num_updates_per_batch=8, discounting=0.997, learning_rate=6e-4,
+                     entropy_cost=1e-2, num_envs=128, batch_size=128),
+    "ant": dict(num_timesteps=50_000_000, num_evals=10, reward_scaling=10.0, unroll_length=5,
+                num_minibatches=32, num_updates_per_batch=4, discounting=0.97, learning_rate=3e-4,
+                entropy_cost=1e-2, num_envs=4096, batch_size=2048),
+}
+# The cheetah variants learn with halfcheetah's settings.
+PPO_FULL["cheetah_backflip"] = PPO_FULL["cheetah_vel"] = PPO_FULL["halfcheetah"]
+
+PRESETS: Registry = Registry("data preset")
+
+
+@PRESETS.register("full")
+def _full(env: str) -> dict:
+  return dict(ppo=dict(PPO_FULL[env], num_eval_envs=128), levels=ALL_LEVELS, transitions_per_level=1_000_000,
+              rollout_envs=1000)
+
+
+@PRESETS.register("quick")
+def _quick(env: str) -> dict:
+  ppo = dict(PPO_FULL[env], num_timesteps=QUICK_TIMESTEPS.get(env, 1_000_000), num_evals=16, num_envs=64,
+             batch_size=64, num_minibatches=8, num_eval_envs=8)
+  return dict(ppo=ppo, levels=ALL_LEVELS, transitions_per_level=100_000, rollout_envs=50)
+
+
+QUICK_TIMESTEPS = {"halfcheetah": 600_000, "hopper": 600_000}
+
+
+@PRESETS.register("demo")
+def _demo(env: str) -> dict:
+  ppo = dict(PPO_FULL[env], num_timesteps=120_000, num_evals=7, num_envs=64, batch_size=64, num_minibatches=8,
+             num_eval_envs=8)
+  return dict(ppo=ppo, levels=("random", "expert", "medium"), transitions_per_level=20_000, rollout_envs=20)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  a = parse_arg(arg, **ARGS)
+  preset = PRESETS.get(a.preset)(a.env)
+  c = ml_collections.ConfigDict()
+  c.env, c.preset, c.backend, c.seed = a.env, a.preset, a.backend, a.seed
+  c.policy = "deterministic" if a.deterministic else "stochastic"  # D4RL behaviour policies sample
+  c.medium_fraction = a.medium_fraction  # medium = snapshot nearest random + f (expert - random)
+  c.expert_snapshot = "best"  # 'best' eval return or 'final'
+  c.episode_length = 1000
+  c.levels = tuple(preset["levels"])
+  c.transitions_per_level = preset["transitions_per_level"]
+  c.rollout_envs = preset["rollout_envs"]
+  c.ppo = ml_collections.ConfigDict(dict(
+      normalize_observations=True, action_repeat=1,
+      policy_hidden_layer_sizes=(32,) * 4, value_hidden_layer_sizes=(256,) * 5, **preset["ppo"]))
+  return c
