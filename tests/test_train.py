@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from experiments.configs import bdt, cdt, dt
 from gdt import train
 from gdt.data import Trajectories, default_metadata, level_return_stats
+from gdt.workdir import read_jsonl
 
 S, A = 17, 6
 sample = jax.jit(train.sample_batch, static_argnums=(2, 3, 4, 5))
@@ -217,3 +218,26 @@ def test_bdt_batch_feeds_the_encoder(trajs):
                              config.model.encoder_horizon)
   loss = jax.jit(trainer.loss)(state.params, batch, jax.random.PRNGKey(1))
   assert np.isfinite(float(loss))
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_writes_a_workdir_and_resumes(tmp_path):
+  trajs = synthetic_trajectories(n=8, t_max=30, min_length=30)
+  trajs.save(str(tmp_path / "datasets" / "halfcheetah-medium-expert.npz"))
+  config = tiny(cdt, data_dir=str(tmp_path))
+  config.train.update(num_steps=50, steps_per_call=25, checkpoint_every=25)
+  config.eval.update(episodes_per_target=2, chunk_steps=10, plots=False)
+  workdir = tmp_path / "run"
+  lines = []
+  result = train.train_and_evaluate(config, str(workdir), log=lines.append)
+  assert {r["name"] for r in result.rows} == {"best_traj_0", "middle_traj_0"}
+  assert all(np.isfinite(r["w1"]) for r in result.rows)
+  for name in ("config.json", "metrics.csv", "metrics.jsonl", "eval_histogram.json", "eval_histogram.npz"):
+    assert (workdir / name).exists(), name
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["25", "50"]
+  config.train.num_steps = 75  # a longer run resumes from step 50
+  lines.clear()
+  train.train_and_evaluate(config, str(workdir), log=lines.append)
+  assert "[train] resumed from step 50" in lines
+  rows = [r["step"] for r in read_jsonl(str(workdir / "metrics.jsonl"))]
+  assert rows == [25, 50, 75]
