@@ -10,6 +10,11 @@ Stages (each resumes when rerun on the same workdir):
   3. Each policy is rolled out conditioned on each target (open-loop schedule) and scored by W1 between the target's
      x-velocity histogram and the achieved one; `<workdir>/results.md` holds the table, `<workdir>/<method>/*.png`
      the target vs achieved histograms.
+
+Measured on 2 CPU cores shared with 3-4 other jobs: data 10m21s (PPO 150k env steps at ~170-370 env steps/s), then
+per method ~2.5 min training (13 steps/s after a ~19 s compile) and ~1.4 min evaluation (40k env steps at ~950/s
+after ~38 s compile); ~23 min in all. Result (seed 0; mean W1 over the 10 held-out targets, lower is better):
+CDT 0.210, DT 0.276, BC 0.283 (the table in results.md has every target).
 """
 
 from __future__ import annotations
