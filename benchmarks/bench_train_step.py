@@ -65,7 +65,7 @@ def main():
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
 
   t0 = time.perf_counter()
-  compiled = trainer.compiled(state, data, args.steps)
+  trainer.compiled(state, data, args.steps)
   compile_s = time.perf_counter() - t0
   # XLA's cost analysis counts a while-loop body once, so the FLOPs come from one unscanned step.
   cost = jax.jit(trainer.train_step).lower(state, data).compile().cost_analysis()

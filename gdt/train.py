@@ -186,7 +186,7 @@ def sample_batch(data: DeviceData, rng: jax.Array, batch_size: int, context_leng
   the window plus the H-1 steps after it (masked beyond the trajectory's end).
   """
   k_traj, k_start = jax.random.split(rng)
-  n, t_max = data.lengths.shape[0], data.states.shape[1]
+  t_max = data.states.shape[1]
   idx = jax.random.categorical(k_traj, data.sample_logits, shape=(batch_size,))
   length = data.lengths[idx]
   start = jax.random.randint(k_start, (batch_size,), 0, length)
@@ -205,7 +205,6 @@ def sample_batch(data: DeviceData, rng: jax.Array, batch_size: int, context_leng
     cond = {"states": states, "timesteps": timesteps, "mask": valid}
   else:
     cond = jnp.where(w_valid[..., None], data.cond[rows, w_tc], 0.0)
-  del n
   return Batch(cond=cond, states=states[:, :k], actions=actions, timesteps=timesteps[:, :k], mask=w_valid)
 
 

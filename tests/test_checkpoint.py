@@ -48,7 +48,7 @@ def test_resume_is_bit_identical(setup, tmp_path):
 
   assert int(resumed.step) == int(straight.step) == 2 * N
   for a, b in zip(jax.tree.leaves((straight.params, straight.opt_state, straight.rng)),
-                  jax.tree.leaves((resumed.params, resumed.opt_state, resumed.rng))):
+                  jax.tree.leaves((resumed.params, resumed.opt_state, resumed.rng)), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 

@@ -49,7 +49,7 @@ def test_one_device_and_eight_devices_agree():
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out["devices"] == 8
   np.testing.assert_allclose(out["all"]["losses"], out["one"]["losses"], rtol=1e-4)
-  for a, b in zip(out["all"]["params"], out["one"]["params"]):
+  for a, b in zip(out["all"]["params"], out["one"]["params"], strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
