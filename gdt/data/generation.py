@@ -115,6 +115,7 @@ def train_ppo(env, config, workdir: str) -> list[Snapshot]:
   if start:
     print(f"[ppo] resuming from the step-{start} snapshot: {total - start} env steps, {evals_left} evals left",
           flush=True)
+  t0 = time.perf_counter()
   progress = Progress(total=total, start=start, unit="env steps", label="[ppo] ")
   params_at, returns_at = {}, {}
 
@@ -132,7 +133,8 @@ def train_ppo(env, config, workdir: str) -> list[Snapshot]:
   def progress_fn(step, metrics):
     step = start + step
     returns_at[step] = float(metrics["eval/episode_reward"])
-    progress.report(min(step, total), {"eval_return": returns_at[step], "eval_return_std": metrics["eval/episode_reward_std"]})
+    progress.report(min(step, total), {"eval_return": returns_at[step],
+                                       "eval_return_std": metrics["eval/episode_reward_std"]})
     record(step)
 
   kwargs = ppo_kwargs(ppo)
@@ -143,7 +145,7 @@ def train_ppo(env, config, workdir: str) -> list[Snapshot]:
       policy_params_fn=policy_params_fn, restore_params=snapshots[-1].params if snapshots else None, **kwargs)
   snapshots = load_snapshots(workdir)
   atomic_write_bytes(done_path, json.dumps({"final_step": snapshots[-1].step, "num_snapshots": len(snapshots),
-                                            "seconds": time.perf_counter() - progress._t0}).encode())
+                                            "seconds": time.perf_counter() - t0}).encode())
   return snapshots
 
 
@@ -212,7 +214,7 @@ def rollout_streams(rollout_fn, stacked_params, stream_snapshots: np.ndarray, ra
         for k, v in out.items():
           flat.setdefault(k, []).append(v[i, :ends[-1] + 1])
         starts = np.concatenate([[0], ends[:-1] + 1])
-        returns += [out["rewards"][i, a:b + 1].sum() for a, b in zip(starts, ends)]
+        returns += [out["rewards"][i, a:b + 1].sum() for a, b in zip(starts, ends, strict=True)]
         kept_steps += ends[-1] + 1
     progress.report(min(lo + num_envs, n), {"transitions": kept_steps, "episodes": len(returns),
                                             "mean_return": np.mean(returns) if returns else float("nan")})
