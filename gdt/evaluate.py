@@ -29,7 +29,7 @@ from gdt import envs as gdt_envs
 from gdt import hindsight
 from gdt import metrics
 from gdt.registry import Registry
-from gdt.workdir import atomic_write_bytes, config_to_dict
+from gdt.workdir import Progress, atomic_write_bytes, config_to_dict
 
 # Keys of the eval config (`config.eval` in the experiment configs) and their defaults.
 EVAL_DEFAULTS = {
@@ -100,14 +100,19 @@ class Targets:
 
 def _histograms(values: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
   """[M, ...] values and mask -> [M, B] normalised histograms over each row's masked entries."""
-  return np.stack([np.asarray(metrics.histogram(np.ravel(v), edges, mask=np.ravel(m))) for v, m in zip(values, mask)])
+  return np.stack([np.asarray(metrics.histogram(np.ravel(v), edges, mask=np.ravel(m))) for v, m in zip(values, mask, strict=True)])
+
+
+def _conditioning_spec(conditioning: str):
+  """Training's table of conditionings (aggregator, encoder window): one definition for train and eval."""
+  from gdt.train import CONDITIONINGS  # imported late: gdt.train imports this module lazily too
+  return CONDITIONINGS.get(conditioning)
 
 
 def open_loop_cond(values: np.ndarray, mask: np.ndarray, edges: np.ndarray, conditioning: str, rtg_scale: float,
                    gamma: float) -> np.ndarray:
   """The target's own hindsight labels z_t [M,T,C] (what training relabels): h_t, scaled future sum, or zeros."""
-  from gdt.train import CONDITIONINGS  # the conditioning -> aggregator table used for training labels
-  aggregator = CONDITIONINGS.get(conditioning).aggregator
+  aggregator = _conditioning_spec(conditioning).aggregator
   if aggregator is None:  # BC's constant z, or BDT's encoder reading demo states
     return np.zeros(values.shape + (1,), np.float32)
   z = hindsight.AGGREGATORS.get(aggregator)(values, mask, gamma=gamma, edges=edges, rtg_scale=rtg_scale)
@@ -150,7 +155,7 @@ def trajectory_targets(trajs, indices, names, feature: str, edges, conditioning:
       names=tuple(names), feature=feature, conditioning=conditioning, edges=edges, values=values,
       lengths=lengths, histograms=histograms, cond=cond, totals=values.sum(-1),
       returns=np.asarray(sel.returns(), np.float32),
-      demo_states=np.asarray(sel.observations, np.float32) if conditioning == "anticausal" else None,
+      demo_states=np.asarray(sel.observations, np.float32) if _conditioning_spec(conditioning).encoder_window else None,
       score_features=tuple(scored), rtg_scale=float(rtg_scale), gamma=float(gamma))
 
 
@@ -273,13 +278,16 @@ def _feature_fn(name: str, env_name: str) -> Callable[[jax.Array, jax.Array], ja
 
 
 def encoder_window(demo_states: jax.Array, lengths: jax.Array, t: jax.Array, context_length: int, horizon: int,
-                   max_timestep: int) -> dict:
+                   max_timestep: int, like_reference: bool = False) -> dict:
   """BDT encoder input at step t: demo states t-K+1 .. t+H-1 (normalised), masked outside [0, demo_len).
 
   demo_states [M, T, S], lengths [M] -> {'states' [M, K+H-1, S], 'timesteps' [M, K+H-1], 'mask' [M, K+H-1]},
-  the layout `gdt.train.sample_batch` gives the encoder in training (zeros where masked).
+  the layout `gdt.train.sample_batch` gives the encoder in training (zeros where masked). With
+  `like_reference` (for `bdt_unflipped_like_reference` policies, which encode the first K entries) the
+  window starts at t, so the encoder sees demo states t .. t+K-1 as `eval_bdt.py` fed them (§3.3).
   """
-  pos = t - context_length + 1 + jnp.arange(context_length + horizon - 1)  # [L]
+  first = t if like_reference else t - context_length + 1
+  pos = first + jnp.arange(context_length + horizon - 1)  # [L]
   states = demo_states[:, jnp.clip(pos, 0, demo_states.shape[1] - 1)]  # [M, L, S]
   mask = (pos[None] >= 0) & (pos[None] < lengths[:, None])  # [M, L]
   return {"states": jnp.where(mask[..., None], states, 0.0),
@@ -300,10 +308,7 @@ def _rollout_fns(model, env_name: str, backend: str, context_length: int, condit
   max_t = model.max_timestep
   feature_fns = [_feature_fn(f, env_name) for f in features]
   schedule_fn = SCHEDULES.get(schedule)
-  if conditioning in ("rtg", "histogram", "none"):
-    CLOSED_LOOP.get(conditioning)  # fail early on an unknown conditioning
-  elif conditioning != "anticausal":
-    raise KeyError(f"unknown conditioning {conditioning!r}")
+  reads_demo = _conditioning_spec(conditioning).encoder_window  # BDT: the encoder reads demo states
 
   def reset(rng, num_envs: int, cond_dim: int, num_bins: int):
     env_state = jax.vmap(env.reset)(jax.random.split(rng, num_envs))
@@ -323,9 +328,10 @@ def _rollout_fns(model, env_name: str, backend: str, context_length: int, condit
         t=t, precomputed=tgt["cond"][env_target, jnp.minimum(t, tgt["cond"].shape[1] - 1)],
         histogram=tgt["histograms"][env_target], length=length.astype(jnp.float32), total=tgt["totals"][env_target],
         counts=carry.counts, achieved_sum=carry.achieved_sum, rtg_scale=tgt["rtg_scale"])
-    if conditioning == "anticausal":
+    if reads_demo:
       cond_buf = carry.cond
-      window = encoder_window(tgt["demo_states_norm"], tgt["lengths"], t, k, horizon, max_t)
+      window = encoder_window(tgt["demo_states_norm"], tgt["lengths"], t, k, horizon, max_t,
+                              like_reference=model.bdt_unflipped_like_reference)
       cond_in = jax.tree.map(lambda x: x[env_target], window)
     else:
       cond_buf = _push(carry.cond, schedule_fn(conditioning, sched))
@@ -340,7 +346,8 @@ def _rollout_fns(model, env_name: str, backend: str, context_length: int, condit
     feature_obs = nxt.obs if xvel_offset_like_gdt else obs
     phi = jnp.stack([f(feature_obs, nxt.reward) for f in feature_fns], axis=-1)  # [E, F]
     vf = valid.astype(jnp.float32)
-    counts = carry.counts + vf[:, None] * jax.nn.one_hot(hindsight.bin_index(phi[:, 0], tgt["edges"]), tgt["histograms"].shape[-1])
+    bins = jax.nn.one_hot(hindsight.bin_index(phi[:, 0], tgt["edges"]), tgt["histograms"].shape[-1])
+    counts = carry.counts + vf[:, None] * bins
     achieved_sum = carry.achieved_sum + vf * phi[:, 0]
     frozen = jax.tree.map(
         lambda new, old: jnp.where(valid.reshape(valid.shape + (1,) * (new.ndim - 1)), new, old), nxt, carry.env_state)
@@ -361,7 +368,7 @@ class EvalResult:
   """Per-target metrics, aggregates and the raw rollout arrays ([M, episodes, T] unless noted)."""
   targets: Targets
   rows: tuple[dict, ...]  # per target: name, w1 (+ w1_<feature> for extra scored features), returns, length
-  aggregates: dict  # w1_mean_best / _middle / _all (+ per extra feature), return_mean_*
+  aggregates: dict  # {w1, w1_<feature>, mean_return}_{best, middle, all}
   features: dict  # scored feature name -> [M, n, T] achieved values (0 where invalid)
   achieved_histograms: dict  # scored feature name -> [M, B]
   valid: np.ndarray  # [M, n, T] bool
@@ -445,11 +452,14 @@ def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
   carry = reset(rng, num_envs, targets.cond.shape[-1], targets.histograms.shape[-1])
   compiled = run_chunk.lower(params, (mean, std), tgt, env_target, carry, jnp.int32(0)).compile()
   compile_s = time.perf_counter() - t_start
+  progress = Progress(t_max * num_envs, unit="env steps", label="[eval] ")
   t_run = time.perf_counter()
   outs = []
   for t0 in range(0, t_max, chunk):
     carry, out = compiled(params, (mean, std), tgt, env_target, carry, jnp.int32(t0))
     outs.append(jax.device_get(out))
+    if t_max > chunk:
+      progress.report(min(t0 + chunk, t_max) * num_envs, {"alive": carry.alive.mean()})
     if not bool(carry.alive.any()):
       break
   run_s = time.perf_counter() - t_run
