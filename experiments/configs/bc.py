@@ -16,6 +16,12 @@ Measured with that CPU-sized run on the `make demo` data (halfcheetah medium-exp
 trajectories), x-velocity W1 over the 10 held-out targets, mean ± std over seeds 0-2 (open-loop schedule):
   CDT 0.221 ± 0.026 (best 0.187, middle 0.255)   DT 0.287 ± 0.018 (best 0.170, middle 0.404)
   BC 0.302 ± 0.015 (best 0.301, middle 0.303)
+
+On the quick data (workdirs/data_quick, halfcheetah medium-expert: 190 training / 10 held-out trajectories), same
+CPU-sized model, 3000 steps, seeds 0-1 (workdirs/headline_quick/summary.md), W1 all targets:
+  CDT 0.330 ± 0.004 (best 0.205, middle 0.455)   DT 0.312 ± 0.000 (best 0.228, middle 0.397)
+  BC 0.867 ± 0.328 (best 1.031, middle 0.703): CDT beats DT on the best targets but not on the two medium-level
+  middle targets (returns 456/472, W1 ~0.85 vs ~0.72), so the "CDT < DT" claim does not hold on this data yet.
 """
 
 from experiments.configs import gdt_base
