@@ -10,7 +10,7 @@ import pytest
 from morphology.components import FAMILIES, MorphologyError, make, unimal_ids
 from morphology.components.description import Geom, Hinge, Morphology
 from morphology.components.kinematics import forward_positions, spawn_height, tip_positions
-from morphology.components.mjcf import FreeObject, init_qpos, options_for, to_mjcf
+from morphology.components.mjcf import FreeObject, MjcfOptions, init_qpos, options_for, to_mjcf
 from morphology.components.unimal import from_dict
 
 L1, L2, R = 0.4428427219390869, 0.7256854176521301, 0.08  # v1 ant thigh/shin lengths, leg radius
@@ -219,6 +219,54 @@ def test_contact_bits_and_free_objects():
   assert (model.geom_contype[geom["torso"]], model.geom_conaffinity[geom["torso"]]) == (2, 5)
   assert (model.geom_contype[geom["box"]], model.geom_conaffinity[geom["goal"]]) == (4, 0)
   assert model.geom_contype[geom["goal"]] == 0
+
+
+def _contact_bits(model, geom):
+  """(contype, conaffinity) of the named geom."""
+  g = model.geom(geom).id
+  return int(model.geom_contype[g]), int(model.geom_conaffinity[g])
+
+
+def _colliding_geoms(model, data):
+  """Names of the geoms in contact after mj_collision."""
+  mujoco.mj_collision(model, data)
+  return {model.geom(int(g)).name for c in data.contact[:data.ncon] for g in (c.geom1, c.geom2)}
+
+
+@pytest.mark.parametrize("family,params", [("ant", dict(num_legs=4)),
+                                           ("broken_centipede", dict(num_torsos=2, side=4, torso=0)),
+                                           ("unimal", dict(unimal_id="unimal_gen_0"))])
+def test_end_effector_floor_contact(brax_mjcf, family, params):
+  """'end_effectors': only the root and the end-effector geoms collide; MuJoCo and brax both load it."""
+  morph = make(family, **params)
+  ball = FreeObject("ball", Geom("sphere", (0.25,)), mass=1.0, pos=(3.0, 0.0, 0.25))
+  xml = to_mjcf(morph, (ball,), options_for(morph, floor_contact="end_effectors"))
+  model = mujoco.MjModel.from_xml_string(xml)
+  colliding = {morph.root.name} | {b.name for b in morph.end_effectors()}
+  assert len(colliding) < len(morph.bodies)
+  for b in morph.bodies:
+    assert _contact_bits(model, b.name) == ((2, 5) if b.name in colliding else (0, 0)), b.name
+  assert brax_mjcf.loads(xml).act_size() == morph.num_dofs
+  # With the root centre on the floor, limbs level with or below it are in the floor: under 'all' they all
+  # make contacts, under 'end_effectors' only the colliding ones.
+  full = mujoco.MjModel.from_xml_string(to_mjcf(morph, (ball,)))
+  touching = []
+  for m in (full, model):
+    data = mujoco.MjData(m)
+    mujoco.mj_resetDataKeyframe(m, data, 0)
+    data.qpos[2] = 0.0
+    mujoco.mj_kinematics(m, data)
+    touching.append(_colliding_geoms(m, data) - {"floor", "ball"})
+  assert touching[1] == colliding & touching[0] and touching[1] < touching[0]
+
+
+def test_ant_thighs_do_not_collide_with_end_effector_contact():
+  morph = make("ant", num_legs=4)
+  model = mujoco.MjModel.from_xml_string(to_mjcf(morph, options=options_for(morph, floor_contact="end_effectors")))
+  assert [_contact_bits(model, f"Aux 1_{i}") for i in range(4)] == [(0, 0)] * 4
+  assert _contact_bits(model, "torso") == _contact_bits(model, "$ Body 4_0") == (2, 5)
+  with pytest.raises(ValueError, match="floor_contact 'feet'.*end_effectors"):
+    MjcfOptions(floor_contact="feet")
 
 
 def _replace_body(morph, target, **changes):

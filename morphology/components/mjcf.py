@@ -5,18 +5,20 @@ joint `ref`, hinges of one body at one position, and the initial pose in `<custo
 name="init_qpos">` (brax's `System.init_q`); a `home` keyframe carries the same qpos for MuJoCo.
 The root gets a free joint and spawns with its lowest geom on the floor at the mid-limit pose.
 Contact bits (mxt_reference 7.3): floor=1, agent=2, objects=4; the agent collides with the floor and
-objects but not itself (v1 had no self-collision) unless `self_collision`.
+objects but not itself (v1 had no self-collision) unless `self_collision`. `floor_contact` picks which
+agent bodies collide at all (`FLOOR_CONTACT`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from gdt.registry import unknown_name_message
 from morphology.components.description import Geom, Morphology, quat_mul
 from morphology.components.kinematics import forward_positions, spawn_height
 
@@ -34,6 +36,18 @@ class FreeObject:
   collides: bool = True
 
 
+# floor_contact -> the agent bodies whose geoms collide (with the floor and objects); the others collide
+# with nothing.
+# - 'all': every body (v1-faithful).
+# - 'end_effectors': the root and the end-effector bodies only, like brax's ant (its 4 foot spheres).
+#   A speed option that changes the dynamics: fewer contact points per step (ant_4: 5 instead of 9
+#   geoms), but thighs and knees pass through the floor and pushed objects.
+FLOOR_CONTACT: dict[str, Callable[[Morphology], set[str]]] = {
+    "all": lambda morph: {b.name for b in morph.bodies},
+    "end_effectors": lambda morph: {morph.root.name} | {b.name for b in morph.end_effectors()},
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class MjcfOptions:
   timestep: float = 0.005
@@ -44,6 +58,11 @@ class MjcfOptions:
   solver_iterations: int = 4     # small: brax/MJX cost grows with it
   ls_iterations: int = 8
   gear_scale: float = 1.0        # multiplies every motor gear (v1 strength); see FAMILY_OPTIONS
+  floor_contact: str = "all"     # a FLOOR_CONTACT key; 'end_effectors' is faster but not v1 dynamics
+
+  def __post_init__(self):
+    if self.floor_contact not in FLOOR_CONTACT:
+      raise ValueError(unknown_name_message("floor_contact", self.floor_contact, FLOOR_CONTACT))
 
 
 # Per-family departures from the v1-faithful defaults, needed or specified for MuJoCo dynamics:
@@ -98,6 +117,7 @@ def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: Mjcf
   morph.validate()
   options = options_for(morph) if options is None else options
   agent_aff = FLOOR_BIT | OBJECT_BIT | (AGENT_BIT if options.self_collision else 0)
+  colliding = FLOOR_CONTACT[options.floor_contact](morph)
   lines: list[str] = []
 
   def body(name: str, depth: int) -> None:
@@ -114,7 +134,8 @@ def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: Mjcf
     for h in b.joints:
       lines.append(f'{pad}  <joint name={quoteattr(h.name)} type="hinge" pos="{_vec(h.pos)}" axis="{_vec(h.axis)}" '
                    f'range="{_vec(h.range)}"/>')
-    lines.append(pad + "  " + geom_xml(b.geom, b.name, AGENT_BIT, agent_aff, "agent"))
+    contype, conaff = (AGENT_BIT, agent_aff) if b.name in colliding else (0, 0)
+    lines.append(pad + "  " + geom_xml(b.geom, b.name, contype, conaff, "agent"))
     for c in morph.children(name):
       body(c.name, depth + 1)
     lines.append(f"{pad}</body>")
