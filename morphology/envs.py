@@ -33,7 +33,7 @@ from brax.io import mjcf as brax_mjcf
 
 from gdt.registry import unknown_name_message
 from morphology import components
-from morphology.components.mjcf import MjcfOptions, to_mjcf
+from morphology.components.mjcf import options_for, to_mjcf
 from morphology.tasks import Frame, Task, evaluate, make_task
 
 PHYSICS_DT = 0.005
@@ -54,7 +54,9 @@ class EnvConfig:
   # 'tip': end effectors are the far ends of the last limb segments (`Body.tip`); 'body': the body
   # frame (the capsule centre), which is what v1 measured (`$ Body 4_i` positions).
   end_effector_point: str = "tip"
-  mjcf_options: MjcfOptions = MjcfOptions()
+  # (field, value) pairs applied on top of the family's MJCF options (`mjcf.options_for`), e.g.
+  # (("floor_contact", "end_effectors"),).
+  mjcf_overrides: tuple = ()
 
 
 class MorphologyTaskEnv(PipelineEnv):
@@ -76,7 +78,8 @@ class MorphologyTaskEnv(PipelineEnv):
     self.task = task
     self.config = config
     self.episode_length = task.episode_length
-    self.xml = to_mjcf(morph, task.objects, config.mjcf_options)
+    self.mjcf_options = options_for(morph, **dict(config.mjcf_overrides))
+    self.xml = to_mjcf(morph, task.objects, self.mjcf_options)
     sys = brax_mjcf.loads(self.xml)
     n_frames = round(ENV_DT / PHYSICS_DT)
     if not np.isclose(sys.opt.timestep, PHYSICS_DT):
@@ -260,14 +263,13 @@ class Unimal:
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
-  """One `{agent}_{task_word}_*` group: its task (registry name + parameters), morphologies, MJCF options."""
+  """One `{agent}_{task_word}_*` group: its task (registry name + parameters) and morphologies."""
 
   agent: str
   task_word: str
   task: str
   task_params: tuple = ()
   morphologies: tuple = ()
-  mjcf_options: tuple = ()
 
 
 ANT_N, CENTIPEDE_N = tuple(range(2, 7)), tuple(range(2, 8))
@@ -276,8 +278,6 @@ _ANT_MORPHS = (Plain(ANT_N), Broken(tuple(range(3, 7))), Randomized("mass", ANT_
 _CENTIPEDE_MORPHS = (Plain(CENTIPEDE_N), BrokenSide(CENTIPEDE_N), Randomized("size", CENTIPEDE_N, SIZE_SETS),
                      Randomized("mass", CENTIPEDE_N, MASS_SETS))
 _HARD = (("r_range", (10.5, 11.5)),)
-# Unimal tasks use friction 0.6 (v1 global options).
-_UNIMAL_MJCF = (("friction", 0.6),)
 _PUSH_WORM = (("box_r_range", (2.5, 3.5)), ("target_r_range", (6.0, 6.5)), ("target_radius", 1.5),
               ("success_bonus", 25.0), ("to_target_scale", 4.0))
 
@@ -302,10 +302,10 @@ SUITES: tuple[Suite, ...] = (
           (Plain(ANT_N),)),
     Suite("worm", "touch", "touch", (), (Plain(CENTIPEDE_N),)),
     Suite("worm", "push", "push", _PUSH_WORM, (Plain(CENTIPEDE_N),)),
-    Suite("unimal", "reach", "reach", (), (Unimal(),), _UNIMAL_MJCF),
-    Suite("unimal", "touch", "touch", (("threshold", 0.35),), (Unimal(),), _UNIMAL_MJCF),
+    Suite("unimal", "reach", "reach", (), (Unimal(),)),
+    Suite("unimal", "touch", "touch", (("threshold", 0.35),), (Unimal(),)),
     Suite("unimal", "reach_handsup", "reach_handsup", (("r_range", (1.25, 1.75)), ("z_range", (0.5, 0.6))),
-          (Unimal(),), _UNIMAL_MJCF),
+          (Unimal(),)),
 )
 
 
@@ -324,10 +324,6 @@ class EnvSpec:
 
   def morphology(self) -> components.Morphology:
     return components.make(self.family, **dict(self.morph_params))
-
-  def mjcf_options(self, base: MjcfOptions | None = None) -> MjcfOptions:
-    """`base` (default MjcfOptions()) with the suite's overrides (unimal friction)."""
-    return dataclasses.replace(base or MjcfOptions(), **dict(self.suite.mjcf_options))
 
 
 def _suite_for(name: str) -> tuple[Suite, str] | None:
@@ -370,6 +366,5 @@ def make(name: str, backend: str | None = None, config: EnvConfig | None = None)
   """make('ant_reach_4') -> the env (backend defaults to `DEFAULT_BACKEND`)."""
   spec = parse(name)
   config = config or EnvConfig()
-  config = dataclasses.replace(config, backend=backend or config.backend,
-                               mjcf_options=spec.mjcf_options(config.mjcf_options))
+  config = dataclasses.replace(config, backend=backend or config.backend)
   return MorphologyTaskEnv(spec.morphology(), spec.task, config, name=name)

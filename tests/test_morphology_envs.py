@@ -45,7 +45,7 @@ def test_every_name_parses_and_its_mjcf_compiles():
     assert spec.name == name
     morph, task = spec.morphology(), spec.task
     assert len(morph.end_effectors()) >= task.min_tips(), name
-    model = mujoco.MjModel.from_xml_string(to_mjcf(morph, task.objects, spec.mjcf_options()))
+    model = mujoco.MjModel.from_xml_string(to_mjcf(morph, task.objects))  # the family options, as in `make`
     assert model.nu == morph.num_dofs and model.nq == 7 + morph.num_dofs + 7 * len(task.objects), name
 
 
@@ -74,7 +74,25 @@ def test_task_words_take_the_longest_match_and_carry_family_ranges():
   worm = envs.parse("worm_push_3").task
   assert (worm.target_radius, worm.success_bonus, worm.box_r_range) == (1.5, 25.0, (2.5, 3.5))
   unimal = envs.parse(f"unimal_touch_{components.unimal_ids()[0]}")
-  assert unimal.task.threshold == 0.35 and unimal.mjcf_options().friction == 0.6
+  assert unimal.task.threshold == 0.35
+
+
+def test_envs_use_the_family_mjcf_options_and_overrides():
+  """Worm gear 300 (v1's 3000 diverges), unimal friction 0.6, v1 defaults elsewhere; overrides go on top."""
+  worm = envs.make("worm_touch_3")
+  np.testing.assert_allclose(worm.sys.actuator.gear, 300.0)
+  unimal = envs.make(f"unimal_reach_{components.unimal_ids()[0]}")
+  np.testing.assert_allclose(unimal.sys.mj_model.geom_friction[:, 0], 0.6)
+  ant = envs.make("ant_reach_2")
+  np.testing.assert_allclose(ant.sys.actuator.gear, 350.0)
+  np.testing.assert_allclose(ant.sys.mj_model.geom_friction[:, 0], 1.0)
+  config = envs.EnvConfig(mjcf_overrides=(("gear_scale", 1.0), ("floor_contact", "end_effectors")))
+  np.testing.assert_allclose(envs.make("worm_touch_3", config=config).sys.actuator.gear, 3000.0)
+  fast = envs.make("ant_reach_2", config=config).sys.mj_model
+  assert (fast.geom("Aux 1_0").contype, fast.geom("$ Body 4_0").contype) == (0, 2)
+  unimal = envs.make(f"unimal_reach_{components.unimal_ids()[0]}", config=envs.EnvConfig(
+      mjcf_overrides=(("friction", 0.8),)))
+  np.testing.assert_allclose(unimal.sys.mj_model.geom_friction[:, 0], 0.8)
 
 
 @pytest.mark.parametrize("bad, close", [("ant_reach_7", "ant_reach_6"), ("ant_rech_4", "ant_reach_4"),
@@ -158,6 +176,20 @@ def test_sample_envs_reset_and_step_finite(sample):
   for name, (env, first, last) in sample.items():
     assert env.backend == envs.DEFAULT_BACKEND and float(env.dt) == pytest.approx(0.05)
     _check_finite(name, env, first, last)
+
+
+def test_worm_stays_on_the_floor_under_random_actions(sample):
+  """100 env steps (5 s) of uniform random actions; at v1's gear 3000 this worm reaches |qd| ~190 and 3.6 m up."""
+  env = sample["worm_touch_2"][0]
+
+  def body(state, key):
+    state = env.step(state, jax.random.uniform(key, (env.action_size,), minval=-1.0, maxval=1.0))
+    return state, (jnp.abs(state.pipeline_state.qd).max(), state.pipeline_state.q[2])
+
+  rng = jax.random.PRNGKey(0)
+  last, (speed, height) = jax.jit(lambda rng: jax.lax.scan(body, env.reset(rng), jax.random.split(rng, 100)))(rng)
+  assert np.all(np.isfinite(np.asarray(last.obs)))
+  assert float(speed.max()) < 100.0 and float(height.max()) < 1.0, (float(speed.max()), float(height.max()))
 
 
 def test_same_shape_envs_share_one_compile():
