@@ -1,10 +1,13 @@
 """Env steps/s of an MxT-Bench env (default `ant_reach_4`) vs brax's own `ant`, same backend, on CPU.
 
 Each measurement jits `vmap(reset)` and a `lax.scan` of `--steps` vmapped env steps with random
-actions; the first call (compile + run) is reported apart from the timed second call.
+actions; the first call (compile + run) is reported apart from the timed second call. The MxT env is
+measured once per `--floor_contacts` value (`MjcfOptions.floor_contact`): 'all' is v1-faithful,
+'end_effectors' collides only the root and the feet with the floor, like brax's ant (other dynamics).
 
     python benchmarks/bench_morphology_env.py                          # positional, batch 64/256/1024
     python benchmarks/bench_morphology_env.py --backends=positional,spring,generalized --batches=64
+    python benchmarks/bench_morphology_env.py --batches=64 --steps=10  # a quick check that it runs
 
 Measured 2026-11-21 on 2 CPU cores shared with other engineers' jobs, 100 steps, positional:
   load ~3 (compile times are persistent-cache hits):
@@ -15,7 +18,8 @@ Measured 2026-11-21 on 2 CPU cores shared with other engineers' jobs, 100 steps,
   actions; generalized 426 vs 2547; mjx (20 steps) 953 vs 8223.
 The gap at large batches is contacts: brax's ant lets only its 4 foot spheres touch the floor; the
 v1-faithful MxT ant collides its torso and all 8 leg capsules (17 contact points). With the 4 thigh
-capsules made non-colliding, batch 256 gives 4449 steps/s (0.80x).
+capsules made non-colliding (what floor_contact='end_effectors' does to ant_reach_4), batch 256 gave
+4449 steps/s (0.80x) in a one-off run at load ~3.
 """
 
 from __future__ import annotations
@@ -67,20 +71,25 @@ def main(argv=None) -> None:
   parser.add_argument("--backends", default=envs.DEFAULT_BACKEND)
   parser.add_argument("--batches", default="64,256,1024")
   parser.add_argument("--steps", type=int, default=100)
+  parser.add_argument("--floor_contacts", default="all,end_effectors",
+                      help="MjcfOptions.floor_contact values to measure the env with")
   args = parser.parse_args(argv)
   runtime.enable_compilation_cache()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs; {args.steps} steps per call")
-  print(f"{'backend':12s} {'batch':>6s} {'env':>16s} {'steps/s':>10s} {'compile s':>10s} {'ant steps/s':>12s} "
-        f"{'compile s':>10s} {'ratio':>6s} finite")
+  print(f"{'backend':12s} {'batch':>6s} {'env':>16s} {'floor_contact':>14s} {'steps/s':>10s} {'compile s':>10s} "
+        f"{'ant steps/s':>12s} {'compile s':>10s} {'ratio':>6s} finite")
+  contacts = args.floor_contacts.split(",")
   for backend in args.backends.split(","):
-    ours = envs.make(args.env, backend=backend)
+    ours = {c: envs.make(args.env, backend=backend,
+                         config=envs.EnvConfig(mjcf_overrides=(("floor_contact", c),))) for c in contacts}
     theirs = brax_envs.get_environment("ant", backend=backend)
     for batch in (int(b) for b in args.batches.split(",")):
-      a = measure(ours, batch, args.steps)
       b = measure(theirs, batch, args.steps)
-      print(f"{backend:12s} {batch:6d} {args.env:>16s} {a['steps_per_s']:10.0f} {a['compile_s']:10.1f} "
-            f"{b['steps_per_s']:12.0f} {b['compile_s']:10.1f} {a['steps_per_s'] / b['steps_per_s']:6.2f} "
-            f"{a['finite'] and b['finite']}", flush=True)
+      for contact, env in ours.items():
+        a = measure(env, batch, args.steps)
+        print(f"{backend:12s} {batch:6d} {args.env:>16s} {contact:>14s} {a['steps_per_s']:10.0f} "
+              f"{a['compile_s']:10.1f} {b['steps_per_s']:12.0f} {b['compile_s']:10.1f} "
+              f"{a['steps_per_s'] / b['steps_per_s']:6.2f} {a['finite'] and b['finite']}", flush=True)
 
 
 if __name__ == "__main__":
