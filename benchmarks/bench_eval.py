@@ -40,7 +40,7 @@ def make_policy(env: str, context_length: int, embed_dim: int, num_layers: int) 
   edges = np.linspace(-5.0, 15.0, NUM_BINS + 1).astype(np.float32)
   return LoadedPolicy(model=model, params=params, state_mean=np.zeros(s, np.float32),
                       state_std=np.ones(s, np.float32), context_length=k, conditioning="histogram",
-                      feature="x_velocity", bin_edges=edges, rtg_scale=1e-3, gamma=1.0, env=env,
+                      feature="x_velocity", bin_edges=edges, rtg_scale=1000.0, gamma=1.0, env=env,
                       backend=envs.default_backend(env))
 
 

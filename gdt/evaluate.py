@@ -86,7 +86,7 @@ class Targets:
   returns: np.ndarray  # [M] target returns (nan for synthetic targets)
   demo_states: np.ndarray | None  # [M, T, S] raw demo states (BDT), else None
   score_features: tuple[tuple[str, np.ndarray, np.ndarray], ...]  # (name, edges [B+1], hist [M,B])
-  rtg_scale: float = hindsight.DEFAULT_RTG_SCALE  # z = future sum * rtg_scale
+  rtg_scale: float = hindsight.DEFAULT_RTG_SCALE  # z = future sum / rtg_scale
   gamma: float = 1.0
 
   @property
@@ -170,7 +170,7 @@ def synthetic_targets(histograms, names, edges, length: int, feature: str = "rew
   """Targets given only as distributions p* [M, B] over `edges` [B+1], rolled out for `length` steps.
 
   There is no per-step h_t: the open-loop schedule feeds p* at every step (histogram), or the expected
-  future sum (length - t) * E_p*[phi] * rtg_scale (rtg); closed_loop updates from what was achieved.
+  future sum (length - t) * E_p*[phi] / rtg_scale (rtg); closed_loop updates from what was achieved.
   """
   p = np.asarray(histograms, np.float32)
   p = p / p.sum(-1, keepdims=True)
@@ -184,7 +184,7 @@ def synthetic_targets(histograms, names, edges, length: int, feature: str = "rew
   steps_left = (length - np.arange(length)).astype(np.float32)  # [T]
   cond_by_kind = {
       "histogram": np.broadcast_to(p[:, None, :], (m, length, b)),
-      "rtg": (mean[:, None] * steps_left[None, :] * rtg_scale)[..., None],
+      "rtg": (mean[:, None] * steps_left[None, :] / rtg_scale)[..., None],
       "none": np.zeros((m, length, 1), np.float32),
   }
   if conditioning not in cond_by_kind:
@@ -221,8 +221,8 @@ def closed_loop_histogram(histogram: jax.Array, length: jax.Array, counts: jax.A
 
 
 def closed_loop_rtg(total: jax.Array, achieved_sum: jax.Array, rtg_scale: float) -> jax.Array:
-  """(target sum - achieved sum) * scale: DT's "subtract the received reward". [E],[E] -> [E,1]."""
-  return ((total - achieved_sum) * rtg_scale)[..., None]
+  """(target sum - achieved sum) / rtg_scale: DT's "subtract the received reward". [E],[E] -> [E,1]."""
+  return ((total - achieved_sum) / rtg_scale)[..., None]
 
 
 CLOSED_LOOP = Registry("closed-loop conditioning")

@@ -19,7 +19,7 @@ import numpy as np
 
 from gdt.registry import Registry
 
-DEFAULT_RTG_SCALE = 1.0 / 1000.0  # the reference divides returns-to-go by 1000 (gdt_reference.md §1)
+DEFAULT_RTG_SCALE = 1000.0  # DT's z = future sum / rtg_scale everywhere in gdt (gdt_reference.md §1 divides by 1000)
 
 
 def _reverse_discounted_sum(x: jax.Array, mask: jax.Array, gamma: float) -> jax.Array:
@@ -178,9 +178,9 @@ AGGREGATORS: Registry[AggregatorFn] = Registry("aggregator")
 
 @AGGREGATORS.register("rtg")
 def rtg_aggregator(values, mask=None, *, gamma: float = 1.0, edges=None, rtg_scale: float = DEFAULT_RTG_SCALE):
-  """DT: scaled discounted sum of the future, [N, T] -> [N, T, 1]."""
+  """DT: discounted sum of the future divided by `rtg_scale`, [N, T] -> [N, T, 1]."""
   del edges
-  return (returns_to_go(values, gamma, mask) * rtg_scale)[..., None]
+  return (returns_to_go(values, gamma, mask) / rtg_scale)[..., None]
 
 
 @AGGREGATORS.register("histogram")

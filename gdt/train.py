@@ -131,9 +131,8 @@ def relabel(trajs: Trajectories, config, edges: np.ndarray | None) -> np.ndarray
   if spec.aggregator is None:
     return np.zeros(mask.shape + (1,), np.float32)
   phi = hindsight.feature_values(trajs, config.feature)
-  # config.rtg_scale divides (z = sum / 1000) as gdt.evaluate's schedules do; the aggregator multiplies.
   z = hindsight.AGGREGATORS.get(spec.aggregator)(phi, mask, gamma=config.gamma, edges=edges,
-                                                 rtg_scale=1.0 / config.rtg_scale)
+                                                 rtg_scale=config.rtg_scale)
   z = np.asarray(z, np.float32)
   _check(z.shape[-1] == spec.cond_dim(config), "num_bins",
          f"relabelled z_t has width {z.shape[-1]} but the policy expects {spec.cond_dim(config)}")
@@ -344,6 +343,13 @@ def load_dataset(config) -> tuple[Trajectories, str]:
   return trajs, path
 
 
+def held_out_targets(config, trajs: Trajectories, target_idx, names, bin_edges) -> "evaluate.Targets":
+  """The evaluation targets of `config`: their open-loop z_t are exactly what `relabel` trains on."""
+  return evaluate.trajectory_targets(trajs, target_idx, names, config.feature, bin_edges, config.conditioning,
+                                     rtg_scale=config.rtg_scale, gamma=config.gamma,
+                                     score_features=tuple(config.eval.score_features))
+
+
 def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print):
   """Trains `config` in `workdir` (resuming from its last checkpoint), then evaluates on the held-out targets.
 
@@ -354,9 +360,7 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
   prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"))
   train_idx, target_idx, names = evaluate.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
   prep = prepare_data(trajs, config, train_idx)
-  targets = evaluate.trajectory_targets(trajs, target_idx, names, config.feature, prep.bin_edges, config.conditioning,
-                                        rtg_scale=config.rtg_scale, gamma=config.gamma,
-                                        score_features=tuple(config.eval.score_features))
+  targets = held_out_targets(config, trajs, target_idx, names, prep.bin_edges)
   log(f"[train] {path}: {len(train_idx)} training trajectories "
       f"({int(trajs.select(train_idx).lengths.sum())} steps), {trajs.num_trajectories - len(train_idx)} held-out targets")
 

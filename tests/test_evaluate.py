@@ -43,7 +43,7 @@ def make_policy(conditioning: str, cond_dim: int, edges, seed=0) -> LoadedPolicy
   rs = np.random.RandomState(seed)
   return LoadedPolicy(model=model, params=params, state_mean=rs.randn(S).astype(np.float32) * 0.1,
                       state_std=rs.uniform(0.5, 2.0, S).astype(np.float32), context_length=K,
-                      conditioning=conditioning, feature="x_velocity", bin_edges=edges, rtg_scale=1e-3, gamma=1.0,
+                      conditioning=conditioning, feature="x_velocity", bin_edges=edges, rtg_scale=1000.0, gamma=1.0,
                       env=ENV, backend=envs.default_backend(ENV))
 
 
@@ -118,7 +118,7 @@ def test_trajectory_targets_hold_the_targets_own_labels(trajs, edges):
     np.testing.assert_allclose(targets.cond[i, 0], targets.histograms[i], atol=1e-6)  # h_0 = whole trajectory
     hist_t, _ = np.histogram(np.clip(xv[5:], edges[0], edges[-1]), edges)
     np.testing.assert_allclose(targets.cond[i, 5], hist_t / (n - 5), atol=1e-6)
-  dt = evaluate.trajectory_targets(trajs, idx, ["a", "b"], "reward", None, "rtg", rtg_scale=0.01)
+  dt = evaluate.trajectory_targets(trajs, idx, ["a", "b"], "reward", None, "rtg", rtg_scale=100.0)
   n = sel.lengths[0]
   np.testing.assert_allclose(dt.cond[0, 2, 0], sel.rewards[0, 2:n].sum() * 0.01, rtol=1e-5)
   np.testing.assert_allclose(dt.totals[0], sel.rewards[0, :n].sum(), rtol=1e-5)
@@ -137,7 +137,7 @@ def test_closed_loop_histogram_spends_the_remaining_mass():
 def test_schedules_registry():
   step = evaluate.ScheduleStep(
       t=jnp.int32(3), precomputed=jnp.array([[0.1, 0.9]]), histogram=jnp.array([[0.5, 0.5]]), length=jnp.array([10.0]),
-      total=jnp.array([200.0]), counts=jnp.array([[3.0, 0.0]]), achieved_sum=jnp.array([50.0]), rtg_scale=0.01)
+      total=jnp.array([200.0]), counts=jnp.array([[3.0, 0.0]]), achieved_sum=jnp.array([50.0]), rtg_scale=100.0)
   np.testing.assert_allclose(evaluate.SCHEDULES.get("open_loop")("histogram", step), [[0.1, 0.9]])
   np.testing.assert_allclose(evaluate.SCHEDULES.get("closed_loop")("histogram", step), [[2 / 7, 5 / 7]], rtol=1e-6)
   np.testing.assert_allclose(evaluate.SCHEDULES.get("closed_loop")("rtg", step), [[1.5]], rtol=1e-6)
@@ -154,7 +154,7 @@ def test_synthetic_targets_feed_p_star_or_the_expected_sum():
   assert t.cond.shape == (2, 10, 4) and t.lengths.tolist() == [10, 10]
   np.testing.assert_allclose(t.cond[0, 7], bimodal)
   rtg = evaluate.synthetic_targets(np.stack([bimodal]), ["bimodal"], edges, length=10, conditioning="rtg",
-                                   rtg_scale=0.1)
+                                   rtg_scale=10.0)
   mean = 0.25 * -0.75 + 0.75 * 0.75
   np.testing.assert_allclose(rtg.cond[0, :, 0], mean * (10 - np.arange(10)) * 0.1, rtol=1e-5)
   np.testing.assert_allclose(rtg.totals, [mean * 10], rtol=1e-5)

@@ -146,6 +146,17 @@ def test_relabelled_conditioning(trajs):
   assert (prep.data.states[~trajs.mask()] == 0).all()
 
 
+@pytest.mark.parametrize("module", [dt, cdt])
+def test_evaluation_conditions_on_what_training_relabels(trajs, module):
+  """A target's open-loop z_t is the training label of the same trajectory (same scale, bins, gamma)."""
+  config = tiny(module)
+  prep = train.prepare_data(trajs, config)
+  idx = np.array([1, 4])
+  targets = train.held_out_targets(config, trajs, idx, ["a", "b"], prep.bin_edges)
+  t = targets.cond.shape[1]
+  np.testing.assert_allclose(targets.cond, prep.data.cond[idx, :t], rtol=1e-5, atol=1e-6)
+
+
 def test_statistics_exclude_held_out_targets_unless_asked(trajs):
   config = tiny(cdt)
   train_idx = np.arange(3, trajs.num_trajectories)

@@ -1,4 +1,4 @@
-"""Decision Transformer baseline (gdt_reference.md §1 'deterministic' mode): z_t = the future SUM of the feature, scaled by rtg_scale=1/1000, evaluated with the same open-loop protocol as CDT (the target trajectory's own scaled future sum at step t).
+"""Decision Transformer baseline (gdt_reference.md §1 'deterministic' mode): z_t = the future SUM of the feature, divided by rtg_scale=1000, evaluated with the same open-loop protocol as CDT (the target trajectory's own scaled future sum at step t).
 
 Command:
   python -m experiments.train_gdt --config=experiments/configs/dt.py:env=halfcheetah,dataset=medium-expert,feature=x_velocity --workdir=workdirs/dt
