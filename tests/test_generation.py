@@ -1,5 +1,6 @@
 """gdt.data.generation: stream splitting, and a tiny end-to-end PPO -> datasets run that resumes."""
 
+import json
 import os
 
 import jax
@@ -40,6 +41,37 @@ def test_rollout_streams_keeps_finished_episodes_only():
                                  flat["timeouts"])
   np.testing.assert_array_equal(trajs.lengths, [3, 4, 10])
   assert trajs.observations[2, 0, 0] == 100  # the second chunk's stream came from snapshot 1
+
+
+def test_first_episode_returns_stop_at_the_first_end():
+  rewards = np.arange(12, dtype=np.float32).reshape(2, 6)
+  terminals = np.zeros((2, 6), bool)
+  timeouts = np.zeros((2, 6), bool)
+  terminals[0, 2] = True  # stream 0: steps 0-2 (0 + 1 + 2)
+  timeouts[1, 5] = True  # stream 1: the whole stream
+  np.testing.assert_array_equal(generation.first_episode_returns(rewards, terminals, timeouts), [3, 6 + 7 + 8 + 9 + 10 + 11])
+
+
+@pytest.mark.parametrize("select_by, expert_step, medium_step", [("mode", 4, 3), ("ppo_eval", 3, 1)])
+def test_levels_are_chosen_by_the_configured_returns(tmp_path, select_by, expert_step, medium_step):
+  """An early snapshot that moves only through its action noise (high sampled, ~0 mode return) is not medium
+  under 'mode'; 'ppo_eval' ranks by the sampled return."""
+  config = tiny_config()
+  config.select_levels_by = select_by
+  g = generation.Generator(config, str(tmp_path))
+  eval_returns = [0.0, 40.0, 60.0, 120.0, 100.0]  # brax PPO's sampled-action evaluation
+  mode_returns = [0.0, 1.0, 2.0, 45.0, 150.0]  # acting with the mode
+  g._snapshots = [generation.Snapshot(step, r, None) for step, r in enumerate(eval_returns)]
+  os.makedirs(g.run_dir)
+  with open(os.path.join(g.run_dir, generation.MODE_RETURNS), "w") as f:
+    json.dump({str(step): r for step, r in enumerate(mode_returns)}, f)
+  g._datasets["random"] = Trajectories.from_flat(np.zeros((4, 1)), np.zeros((4, 1)), np.zeros(4), np.eye(4)[3] > 0,
+                                                 np.zeros(4, bool))
+  # medium: nearest random (0) + (expert - random) / 3 among the snapshots before the expert.
+  assert (g.snapshots[g.expert_index()].step, g.snapshots[g.medium_index()].step) == (expert_step, medium_step)
+  config.select_levels_by = "sampled"
+  with pytest.raises(KeyError, match="sampled"):
+    g.snapshot_returns()
 
 
 def tiny_config(levels=("random", "expert", "medium", "medium-replay", "medium-expert")):
@@ -88,6 +120,9 @@ def test_tiny_generation_writes_datasets_and_resumes(tmp_path):
   np.testing.assert_allclose(me.metadata["level_returns"]["expert"]["mean"], loaded["expert"].returns().mean(),
                              rtol=1e-5)
   assert os.path.exists(os.path.join(workdir, "summary.md"))
+  mode_returns = json.load(open(os.path.join(run_dir, generation.MODE_RETURNS)))
+  assert sorted(map(int, mode_returns)) == [s.step for s in snapshots]
+  assert loaded["medium"].metadata["snapshot_selection_returns"] == mode_returns
 
   # Rerun: every stage is found on disk; nothing is rewritten.
   mtimes = {p: os.path.getmtime(p) for p in map(g.path, config.levels)}

@@ -15,7 +15,8 @@ Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; defau
          halfcheetah 26 min (PPO 22 min), random -58 < medium 291 < expert 1181;
          hopper 10.5 min (PPO 9 min), random 121 < medium 205 < expert 458.
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
-Medium = the snapshot whose PPO eval return is nearest random + medium_fraction (expert - random).
+Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
+(expert - random).
 """
 
 from __future__ import annotations
@@ -80,7 +81,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.env, c.preset, c.backend, c.seed = a.env, a.preset, a.backend, a.seed
   c.policy = "deterministic" if a.deterministic else "stochastic"  # D4RL behaviour policies sample
   c.medium_fraction = a.medium_fraction  # medium = snapshot nearest random + f (expert - random)
-  c.expert_snapshot = "best"  # 'best' eval return or 'final'
+  c.expert_snapshot = "best"  # 'best' return (by `select_levels_by`) or 'final'
+  # Returns that rank the snapshots for expert/medium: 'mode' (acting with the policy's mode, what a deterministic
+  # DT/CDT/BC imitates; see gdt.data.generation) or 'ppo_eval' (brax PPO's sampled-action evaluation return).
+  c.select_levels_by = "mode"
+  c.mode_eval_episodes = 4
   c.episode_length = 1000
   c.levels = tuple(preset["levels"])
   c.transitions_per_level = preset["transitions_per_level"]

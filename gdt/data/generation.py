@@ -11,6 +11,14 @@ resumable from its files:
      a terminal (`done`) or `episode_length` steps (timeout); a stream's unfinished last episode is dropped.
   3. Summaries: mean ± std return per level.
 Levels are a registry; a level builds the levels it depends on first (medium needs random and expert).
+
+Which snapshots are "expert" and "medium" is decided by a return per snapshot, `config.select_levels_by`:
+  - 'mode' (default): the mean return of `mode_eval_episodes` episodes acting with the policy's mode, cached in
+    `runs/{env}/mode_returns.json`. DT/CDT/BC act deterministically and learn the data's mean action, i.e. the
+    behaviour policy's mode; an early PPO snapshot can move only through its action noise (quick halfcheetah's
+    step-163840 snapshot: sampled return 290, mode return ~0), and its data is then beyond any deterministic
+    imitator;
+  - 'ppo_eval': brax PPO's own evaluation return (sampled actions), what this module used before.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ SNAPSHOT_DIR = "snapshots"
 PPO_DONE = "done.json"
 RUNS_DIR = "runs"
 SUMMARY = "summary.md"
+MODE_RETURNS = "mode_returns.json"
 MEDIUM_REPLAY_NOTE = (
     "rollouts of every PPO policy snapshot up to and including the medium one, in training order; "
     "brax PPO does not expose its training batches, so this is not PPO's own replay data")
@@ -223,6 +232,13 @@ def rollout_streams(rollout_fn, stacked_params, stream_snapshots: np.ndarray, ra
   return {k: np.concatenate(v) for k, v in flat.items()}, episodes
 
 
+def first_episode_returns(rewards, terminals, timeouts) -> np.ndarray:
+  """[B, L] stream arrays -> [B]: the return of each stream's first episode (its steps up to its first end)."""
+  ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
+  ended_before = np.cumsum(ends, axis=1) - ends
+  return (np.asarray(rewards) * (ended_before == 0)).sum(axis=1)
+
+
 def stack_snapshots(snapshots: list[Snapshot]):
   return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *[s.params for s in snapshots])
 
@@ -269,19 +285,42 @@ class Generator:
         self._datasets[level] = trajs
     return self._datasets[level]
 
+  def snapshot_returns(self) -> np.ndarray:
+    """[num_snapshots] the returns the expert and medium snapshots are chosen by (`config.select_levels_by`)."""
+    return np.asarray(SELECTION_RETURNS.get(self.config.select_levels_by)(self), np.float64)
+
+  def mode_returns(self) -> np.ndarray:
+    """Mean return of `mode_eval_episodes` episodes per snapshot acting with the policy's mode (cached)."""
+    path = os.path.join(self.run_dir, MODE_RETURNS)
+    steps = [str(s.step) for s in self.snapshots]
+    cached = json.load(open(path)) if os.path.exists(path) else {}
+    if not set(steps) <= set(cached):
+      n, num = self.config.mode_eval_episodes, len(self.snapshots)
+      t0 = time.perf_counter()
+      fn = make_rollout_fn(self.env, make_policy_factory(self.env, self.config.ppo), num * n,
+                           self.config.episode_length, deterministic=True)
+      out = fn(stack_snapshots(self.snapshots), np.repeat(np.arange(num, dtype=np.int32), n), False,
+               jax.random.PRNGKey(self.config.seed))
+      returns = first_episode_returns(out["rewards"], out["terminals"], out["timeouts"]).reshape(num, n).mean(1)
+      cached = {step: float(r) for step, r in zip(steps, returns, strict=True)}
+      atomic_write_bytes(path, json.dumps(cached, indent=1).encode())
+      print(f"[data] mode returns of {num} snapshots x {n} episodes ({format_seconds(time.perf_counter() - t0)}): "
+            + ", ".join(f"{s}: {cached[s]:.0f}" for s in steps), flush=True)
+    return np.array([cached[s] for s in steps])
+
   def expert_index(self) -> int:
-    snaps = self.snapshots
     if self.config.expert_snapshot == "final":
-      return len(snaps) - 1
-    return int(np.argmax([s.eval_return for s in snaps]))
+      return len(self.snapshots) - 1
+    return int(np.argmax(self.snapshot_returns()))
 
   def medium_index(self) -> int:
-    """The snapshot before the expert whose eval return is closest to random + f (expert - random)."""
+    """The snapshot before the expert whose return is closest to random + f (expert - random)."""
+    returns = self.snapshot_returns()
     expert = self.expert_index()
     random_return = float(self.dataset("random").returns().mean())
-    target = random_return + self.config.medium_fraction * (self.snapshots[expert].eval_return - random_return)
+    target = random_return + self.config.medium_fraction * (returns[expert] - random_return)
     candidates = range(expert) if expert > 0 else range(1)
-    return min(candidates, key=lambda i: abs(self.snapshots[i].eval_return - target))
+    return min(candidates, key=lambda i: abs(returns[i] - target))
 
   def rollout(self, level: str, stream_snapshots: np.ndarray, random_actions: bool = False) -> Trajectories:
     """Episodes of one `episode_length`-step stream per entry of `stream_snapshots` (snapshot indices)."""
@@ -309,14 +348,20 @@ class Generator:
                version=gdt.__version__, source="brax", episode_length=int(cfg.episode_length),
                behaviour_policy=cfg.policy, ppo=json.loads(json.dumps(cfg.ppo.to_dict())))
     if level != "random":
-      out.update(expert_step=self.snapshots[self.expert_index()].step,
-                 snapshot_eval_returns={str(s.step): s.eval_return for s in self.snapshots})
+      out.update(expert_step=self.snapshots[self.expert_index()].step, select_levels_by=cfg.select_levels_by,
+                 snapshot_eval_returns={str(s.step): s.eval_return for s in self.snapshots},
+                 snapshot_selection_returns={str(s.step): float(r) for s, r in zip(self.snapshots,
+                                                                                   self.snapshot_returns())})
     if level not in ("random", "expert"):
       out.update(medium_step=self.snapshots[self.medium_index()].step, medium_fraction=float(cfg.medium_fraction))
     if level == "medium-replay":
       out["medium_replay_note"] = MEDIUM_REPLAY_NOTE
     return out
 
+
+SELECTION_RETURNS: Registry[Callable[[Generator], np.ndarray]] = Registry("snapshot return for level selection")
+SELECTION_RETURNS.register("mode", Generator.mode_returns)
+SELECTION_RETURNS.register("ppo_eval", lambda g: [s.eval_return for s in g.snapshots])
 
 LEVELS: Registry[Callable[[Generator], Trajectories]] = Registry("dataset level")
 
@@ -372,6 +417,7 @@ def generate(config, workdir: str) -> Generator:
   """Runs every stage not already done for `config` in `workdir`; returns the Generator (datasets loaded)."""
   for level in config.levels:
     LEVELS.get(level)
+  SELECTION_RETURNS.get(config.select_levels_by)
   prepare_workdir(run_dir(workdir, config.env), config)
   generator = Generator(config, workdir)
   for level in config.levels:
