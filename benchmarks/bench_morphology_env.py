@@ -9,17 +9,18 @@ measured once per `--floor_contacts` value (`MjcfOptions.floor_contact`): 'all' 
     python benchmarks/bench_morphology_env.py --backends=positional,spring,generalized --batches=64
     python benchmarks/bench_morphology_env.py --batches=64 --steps=10  # a quick check that it runs
 
-Measured 2026-11-21 on 2 CPU cores shared with other engineers' jobs, 100 steps, positional:
-  load ~3 (compile times are persistent-cache hits):
-    batch   64: ant_reach_4 3711 steps/s vs brax ant 4410 (0.84x)
-    batch  256: 3890 vs 5526 (0.70x);  batch 1024: 3404 vs 4812 (0.71x)
-  load ~8-11: batch 64 1668 vs 1536 (1.09x), 256 2497 vs 3898 (0.64x), 1024 1548 vs 2586 (0.60x); compile 36-95 s.
-  Other backends, batch 64, load ~10: spring 11105 vs 14917 (0.74x) but the ant blows up under random
-  actions; generalized 426 vs 2547; mjx (20 steps) 953 vs 8223.
-The gap at large batches is contacts: brax's ant lets only its 4 foot spheres touch the floor; the
-v1-faithful MxT ant collides its torso and all 8 leg capsules (17 contact points). With the 4 thigh
-capsules made non-colliding (what floor_contact='end_effectors' does to ant_reach_4), batch 256 gave
-4449 steps/s (0.80x) in a one-off run at load ~3.
+Measured 2026-11-21 on 2 CPU cores (load ~1.5, nothing else running), 100 steps, positional, after v1's
+one-ended shins (`Geom.collide_end`: a shin collides with a sphere at the foot, not as a whole capsule):
+    batch   64: ant_reach_4 5292 steps/s vs brax ant 6193 (0.85x); end_effectors 6217 (1.00x)
+    batch  256: 5116 vs 7115 (0.72x); 200 steps, twice: 5252 vs 6754, 5318 vs 6781 (0.78x); end_effectors 0.93x
+    batch 1024: 6200 vs 7607 (0.82x); end_effectors 7428 (0.98x)
+  Compile 8-24 s per env (persistent cache cold). Before the foot caps (shins colliding as whole capsules, 17
+  contact points) batch 256 gave 4806 vs 7374 (0.65x) on the same quiet machine.
+  Other backends, batch 64, load ~10 (older measurement): spring 11105 vs 14917 (0.74x) but the ant blows up
+  under random actions; generalized 426 vs 2547; mjx (20 steps) 953 vs 8223.
+The remaining gap is contacts: brax's ant lets only its 4 foot spheres touch the floor; the v1-faithful MxT
+ant also collides its torso and 4 thigh capsules (13 contact points). floor_contact='end_effectors' drops the
+thighs (other dynamics than v1).
 """
 
 from __future__ import annotations

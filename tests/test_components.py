@@ -221,16 +221,17 @@ def test_contact_bits_and_free_objects():
   assert model.geom_contype[geom["goal"]] == 0
 
 
-def _contact_bits(model, geom):
-  """(contype, conaffinity) of the named geom."""
-  g = model.geom(geom).id
+def _contact_bits(model, body):
+  """(contype, conaffinity) of the named body's colliding geom (its `_end` cap for a one-ended capsule)."""
+  names = {model.geom(g).name for g in range(model.ngeom) if model.geom_bodyid[g] == model.body(body).id}
+  g = model.geom(body + "_end" if body + "_end" in names else body).id
   return int(model.geom_contype[g]), int(model.geom_conaffinity[g])
 
 
 def _colliding_geoms(model, data):
-  """Names of the geoms in contact after mj_collision."""
+  """Names of the bodies whose geoms are in contact after mj_collision (the floor is 'world')."""
   mujoco.mj_collision(model, data)
-  return {model.geom(int(g)).name for c in data.contact[:data.ncon] for g in (c.geom1, c.geom2)}
+  return {model.body(int(model.geom_bodyid[g])).name for c in data.contact[:data.ncon] for g in (c.geom1, c.geom2)}
 
 
 @pytest.mark.parametrize("family,params", [("ant", dict(num_legs=4)),
@@ -256,7 +257,7 @@ def test_end_effector_floor_contact(brax_mjcf, family, params):
     mujoco.mj_resetDataKeyframe(m, data, 0)
     data.qpos[2] = 0.0
     mujoco.mj_kinematics(m, data)
-    touching.append(_colliding_geoms(m, data) - {"floor", "ball"})
+    touching.append(_colliding_geoms(m, data) - {"world", "ball"})
   assert touching[1] == colliding & touching[0] and touching[1] < touching[0]
 
 
@@ -267,6 +268,32 @@ def test_ant_thighs_do_not_collide_with_end_effector_contact():
   assert _contact_bits(model, "torso") == _contact_bits(model, "$ Body 4_0") == (2, 5)
   with pytest.raises(ValueError, match="floor_contact 'feet'.*end_effectors"):
     MjcfOptions(floor_contact="feet")
+
+
+@pytest.mark.parametrize("family,params", [("ant", dict(num_legs=4)), ("centipede", dict(num_torsos=2))])
+def test_shins_collide_at_the_foot_only_like_v1(family, params):
+  """v1 shins are one-ended capsules (`end: -1`): a sphere cap at the tip collides, the drawn capsule does not."""
+  morph = make(family, **params)
+  model = mujoco.MjModel.from_xml_string(to_mjcf(morph))
+  data = mujoco.MjData(model)
+  mujoco.mj_resetDataKeyframe(model, data, 0)
+  mujoco.mj_kinematics(model, data)
+  poses = forward_positions(morph, root_pos=(0.0, 0.0, spawn_height(morph)))
+  shins = [b for b in morph.bodies if b.limb_type == "shin"]
+  assert shins and all(b.geom.collide_end == 1 for b in shins)
+  for b, tip in zip(shins, tip_positions(morph, poses), strict=True):
+    capsule, cap = model.geom(b.name), model.geom(b.name + "_end")
+    assert (capsule.contype[0], capsule.conaffinity[0]) == (0, 0) and (cap.contype[0], cap.conaffinity[0]) == (2, 5)
+    assert cap.type[0] == mujoco.mjtGeom.mjGEOM_SPHERE and cap.size[0] == pytest.approx(b.geom.size[0])
+    # The cap's centre is one radius back from the tip along the shin.
+    np.testing.assert_allclose(np.linalg.norm(data.geom_xpos[cap.id] - tip), b.geom.size[0], atol=1e-9)
+  # Each foot gives one contact (a sphere), not a capsule's two.
+  data.qpos[2] = spawn_height(morph) - 1e-3
+  mujoco.mj_forward(model, data)
+  feet = [c for c in data.contact[:data.ncon] if model.geom(int(c.geom2)).name.endswith("_end")]
+  assert len(feet) == len(shins)
+  with pytest.raises(ValueError, match="collide_end"):
+    Geom("sphere", (0.1,), collide_end=1)
 
 
 def _replace_body(morph, target, **changes):

@@ -27,10 +27,22 @@ class MorphologyError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Geom:
+  """A body's one geom. `collide_end` is v1's capsule `end`: 0 = the whole capsule collides; +1 / -1 = only the
+  spherical cap at the +x / -x end of the local-x capsule (v1 ant and centipede shins collide at the foot only)."""
   type: str
   size: tuple
   pos: Vec3 = (0.0, 0.0, 0.0)
   quat: Quat = (1.0, 0.0, 0.0, 0.0)
+  collide_end: int = 0
+
+  def __post_init__(self):
+    if self.collide_end not in (-1, 0, 1) or (self.collide_end and self.type != "capsule"):
+      raise ValueError(f"Geom.collide_end must be 0, or +-1 on a capsule; got {self.collide_end} on a {self.type}")
+
+  def end_cap(self) -> "Geom":
+    """The colliding cap of a one-ended capsule: a sphere of the capsule's radius at that end."""
+    offset = rotate((self.collide_end * self.size[1], 0.0, 0.0), self.quat)
+    return Geom("sphere", (self.size[0],), pos=tuple(p + o for p, o in zip(self.pos, offset, strict=True)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +246,6 @@ def v1_child(name: str, parent: str, *, geom: Geom, mass: float, joint_name: str
               joints=hinges, limb_type=limb_type, tip=tip, end_effector_order=end_effector_order)
 
 
-def v1_capsule(radius: float, length: float) -> Geom:
+def v1_capsule(radius: float, length: float, collide_end: int = 0) -> Geom:
   """A v1 limb capsule (`rotation {x:90 y:-90}`, full length incl. caps) -> local-x capsule."""
-  return Geom("capsule", (radius, (length - 2 * radius) / 2))
+  return Geom("capsule", (radius, (length - 2 * radius) / 2), collide_end=collide_end)

@@ -74,7 +74,8 @@ def _ant_leg(parent: str, thigh: str, shin: Optional[str], theta: float, *, scal
                      reference_rotation=(0.0, 0.0, math.degrees(theta)), limits=(HIP_RANGE,),
                      strength=ANT_STRENGTH, limb_type="thigh")]
   if shin is not None:
-    bodies.append(v1_child(shin, thigh, geom=v1_capsule(r, l2), mass=mass, joint_name=f"{thigh}_{shin}",
+    # v1 `end: -1`: only the foot cap (our +x end, the tip) touches the ground.
+    bodies.append(v1_child(shin, thigh, geom=v1_capsule(r, l2, collide_end=1), mass=mass, joint_name=f"{thigh}_{shin}",
                            parent_offset=(l1 / 2 - r, 0.0, 0.0), child_offset=(-l2 / 2 + r, 0.0, 0.0),
                            rotation=PITCH, limits=(KNEE_RANGE,), strength=ANT_STRENGTH, limb_type="shin",
                            tip=(l2 / 2, 0.0, 0.0), end_effector_order=ee))

@@ -135,7 +135,11 @@ def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: Mjcf
       lines.append(f'{pad}  <joint name={quoteattr(h.name)} type="hinge" pos="{_vec(h.pos)}" axis="{_vec(h.axis)}" '
                    f'range="{_vec(h.range)}"/>')
     contype, conaff = (AGENT_BIT, agent_aff) if b.name in colliding else (0, 0)
-    lines.append(pad + "  " + geom_xml(b.geom, b.name, contype, conaff, "agent"))
+    if b.geom.collide_end:  # the capsule is drawn; only its end cap collides
+      lines.append(pad + "  " + geom_xml(b.geom, b.name, 0, 0, "agent"))
+      lines.append(pad + "  " + geom_xml(b.geom.end_cap(), b.name + "_end", contype, conaff, "agent"))
+    else:
+      lines.append(pad + "  " + geom_xml(b.geom, b.name, contype, conaff, "agent"))
     for c in morph.children(name):
       body(c.name, depth + 1)
     lines.append(f"{pad}</body>")
