@@ -7,10 +7,7 @@
 from gdt.registry import Registry
 from morphology.tasks.base import EPISODE_LENGTH, Frame, Outcome, Task, Term, evaluate
 from morphology.tasks.push import Push
-from morphology.tasks.reach import Reach
-from morphology.tasks.reach2_handsup import Reach2Handsup
-from morphology.tasks.reach_handsup import ReachHandsup
-from morphology.tasks.reach_handsup2 import ReachHandsup2
+from morphology.tasks.reach import Reach, Reach2Handsup, ReachHandsup, ReachHandsup2
 from morphology.tasks.touch import Touch
 
 TASKS: Registry = Registry("task")
