@@ -351,7 +351,7 @@ class Generator:
       out.update(expert_step=self.snapshots[self.expert_index()].step, select_levels_by=cfg.select_levels_by,
                  snapshot_eval_returns={str(s.step): s.eval_return for s in self.snapshots},
                  snapshot_selection_returns={str(s.step): float(r) for s, r in zip(self.snapshots,
-                                                                                   self.snapshot_returns())})
+                                                                                   self.snapshot_returns(), strict=True)})
     if level not in ("random", "expert"):
       out.update(medium_step=self.snapshots[self.medium_index()].step, medium_fraction=float(cfg.medium_fraction))
     if level == "medium-replay":
