@@ -105,8 +105,7 @@ def _histograms(values: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.n
 
 def _conditioning_spec(conditioning: str):
   """Training's table of conditionings (aggregator, encoder window): one definition for train and eval."""
-  from gdt.train import CONDITIONINGS  # imported late: gdt.train imports this module lazily too
-  return CONDITIONINGS.get(conditioning)
+  return hindsight.CONDITIONING_LABELS.get(conditioning)
 
 
 def open_loop_cond(values: np.ndarray, mask: np.ndarray, edges: np.ndarray, conditioning: str, rtg_scale: float,

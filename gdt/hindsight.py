@@ -10,8 +10,9 @@ mask (True on real steps); padded steps contribute nothing and get zero rows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -190,3 +191,23 @@ def histogram_aggregator(values, mask=None, *, gamma: float = 1.0, edges=None, r
   if edges is None:
     raise ValueError("the histogram aggregator needs bin edges (see hindsight.bin_edges)")
   return future_histogram(values, edges, gamma, mask)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Conditionings: how z_t is labelled from the data (the policy embeds it with gdt.models.EMBEDDERS).
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+  """aggregator: name in `AGGREGATORS` that relabels z_t (None: nothing precomputed);
+  cond_dim(config) -> width of z_t; encoder_window: the batch carries encoder_horizon-1 future states (BDT)."""
+  aggregator: str | None
+  cond_dim: Callable[[Any], int]
+  encoder_window: bool = False
+
+
+CONDITIONING_LABELS: Registry[Conditioning] = Registry("conditioning")
+CONDITIONING_LABELS.register("rtg", Conditioning("rtg", lambda c: 1))  # DT: future sum of the feature / rtg_scale
+CONDITIONING_LABELS.register("histogram", Conditioning("histogram", lambda c: c.num_bins))  # CDT
+CONDITIONING_LABELS.register("anticausal", Conditioning(None, lambda c: 1, encoder_window=True))  # BDT: learned encoder
+CONDITIONING_LABELS.register("none", Conditioning(None, lambda c: 1))  # BC: same trunk, constant z

@@ -24,36 +24,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from gdt import checkpoint as ckpt
 from gdt import envs, evaluate, hindsight
 from gdt.data import Trajectories, dataset_path
-from gdt.registry import Registry
 from gdt.workdir import MetricWriter, Progress, config_to_dict, format_seconds, prepare_workdir
 
 DATA_AXIS = "data"
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Conditionings: what z_t is fed to the policy, and how it is computed from the data.
-
-
-@dataclasses.dataclass(frozen=True)
-class Conditioning:
-  """aggregator: name in `hindsight.AGGREGATORS` that relabels z_t (None: nothing precomputed);
-  cond_dim(config) -> width of z_t; encoder_window: the batch carries encoder_horizon-1 future states (BDT)."""
-  aggregator: str | None
-  cond_dim: Callable[[Any], int]
-  encoder_window: bool = False
-
-
-CONDITIONINGS: Registry[Conditioning] = Registry("conditioning")
-CONDITIONINGS.register("rtg", Conditioning("rtg", lambda c: 1))  # DT: scaled future sum of the feature
-CONDITIONINGS.register("histogram", Conditioning("histogram", lambda c: c.num_bins))  # CDT
-CONDITIONINGS.register("anticausal", Conditioning(None, lambda c: 1, encoder_window=True))  # BDT: learned encoder
-CONDITIONINGS.register("none", Conditioning(None, lambda c: 1))  # BC: same trunk, constant z
 
 
 def validate_config(config) -> None:
   """Fails fast, naming the field, on anything that would otherwise fail after data loading or compiling."""
   _get("env", envs.ENVS.get, config.env)
-  spec = _get("conditioning", CONDITIONINGS.get, config.conditioning)
+  spec = _get("conditioning", hindsight.CONDITIONING_LABELS.get, config.conditioning)
   if spec.aggregator is not None:
     _get("conditioning -> aggregator", hindsight.AGGREGATORS.get, spec.aggregator)
   layout = envs.observation_layout(config.env)
@@ -126,7 +107,7 @@ class PreparedData:
 
 def relabel(trajs: Trajectories, config, edges: np.ndarray | None) -> np.ndarray:
   """Hindsight labels z_t [N,T,C] of every step (zeros at padding), computed once and vectorised."""
-  spec = CONDITIONINGS.get(config.conditioning)
+  spec = hindsight.CONDITIONING_LABELS.get(config.conditioning)
   mask = trajs.mask()
   if spec.aggregator is None:
     return np.zeros(mask.shape + (1,), np.float32)
@@ -163,7 +144,7 @@ def prepare_data(trajs: Trajectories, config, train_indices: np.ndarray | None =
       cond=relabel(train, config, edges),
       lengths=lengths,
       sample_logits=np.log(weights / weights.sum()).astype(np.float32))
-  return PreparedData(data, state_mean, state_std, edges, CONDITIONINGS.get(config.conditioning).cond_dim(config))
+  return PreparedData(data, state_mean, state_std, edges, hindsight.CONDITIONING_LABELS.get(config.conditioning).cond_dim(config))
 
 
 @flax.struct.dataclass
@@ -258,7 +239,7 @@ class Trainer:
     self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
     self._compiled: dict[tuple, Any] = {}
     self.compile_seconds = 0.0  # total spent compiling train_many
-    spec = CONDITIONINGS.get(config.conditioning)
+    spec = hindsight.CONDITIONING_LABELS.get(config.conditioning)
     self._encoder_horizon = config.model.encoder_horizon if spec.encoder_window else None
     self._dims = (state_dim, act_dim, cond_dim)
 

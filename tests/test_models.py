@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdt.models import CONDITIONINGS, AntiCausalEncoder, GDTPolicy, TransformerTrunk
+from gdt.models import EMBEDDERS, AntiCausalEncoder, GDTPolicy, TransformerTrunk
 
 B, K, S, A, H, HORIZON, Z = 2, 6, 3, 2, 8, 3, 3
 TINY = dict(embed_dim=H, num_layers=2, num_heads=2, max_timestep=50, z_dim=Z, encoder_horizon=HORIZON)
@@ -187,7 +187,7 @@ def test_shape_errors_name_the_problem():
   with pytest.raises(ValueError, match=r"K\+H-1 = 8 \(K=6, encoder_horizon=3\)"):
     model.apply(params, dict(acond, states=acond["states"][:, :K]), states, actions, timesteps, mask, deterministic=True)
   with pytest.raises(KeyError, match="unknown conditioning"):
-    CONDITIONINGS.get("categorical")
+    EMBEDDERS.get("categorical")
 
 
 def _num_params(model, cond):

@@ -1,7 +1,7 @@
 """The GDT policy: one causal transformer over (z_t, s_t, a_t) tokens; the conditioning embedder picks the method.
 
 DT embeds a scaled return-to-go, CDT a future histogram, BDT the output of an `AntiCausalEncoder` run on
-(future) states, and `none` is behaviour cloning with the same trunk. Embedders live in `CONDITIONINGS`
+(future) states, and `none` is behaviour cloning with the same trunk. Embedders live in `EMBEDDERS`
 (name -> factory(policy) -> module called as `embedder(cond, states, timesteps, mask, deterministic)`
 returning [B, K, H]).
 
@@ -71,7 +71,7 @@ class AntiCausalEncoder(nn.Module):
 # --- Conditioning embedders ---
 
 EmbedderFactory = Callable[["GDTPolicy"], nn.Module]
-CONDITIONINGS: Registry[EmbedderFactory] = Registry("conditioning")
+EMBEDDERS: Registry[EmbedderFactory] = Registry("conditioning embedder")
 
 
 class DenseConditioning(nn.Module):
@@ -150,10 +150,10 @@ class AntiCausalConditioning(nn.Module):
     return _dense(self.embed_dim, "embed")(z[:, :k])
 
 
-CONDITIONINGS.register("rtg", lambda p: DenseConditioning("rtg", p.cond_dim, p.embed_dim, name="cond_embed"))
-CONDITIONINGS.register("histogram", lambda p: DenseConditioning("histogram", p.cond_dim, p.embed_dim, name="cond_embed"))
-CONDITIONINGS.register("none", lambda p: ConstantConditioning(p.embed_dim, name="cond_embed"))
-CONDITIONINGS.register("anticausal", lambda p: AntiCausalConditioning(
+EMBEDDERS.register("rtg", lambda p: DenseConditioning("rtg", p.cond_dim, p.embed_dim, name="cond_embed"))
+EMBEDDERS.register("histogram", lambda p: DenseConditioning("histogram", p.cond_dim, p.embed_dim, name="cond_embed"))
+EMBEDDERS.register("none", lambda p: ConstantConditioning(p.embed_dim, name="cond_embed"))
+EMBEDDERS.register("anticausal", lambda p: AntiCausalConditioning(
     p.state_dim, p.embed_dim, p.num_layers, p.num_heads, p.dropout_rate, p.max_timestep, p.z_dim, p.encoder_horizon,
     p.bdt_unflipped_like_reference, name="cond_embed"))
 
@@ -184,7 +184,7 @@ class GDTPolicy(nn.Module):
   def __call__(self, cond, states, actions, timesteps, mask, *, deterministic: bool) -> jax.Array:
     batch, k = self._check_shapes(states, actions, timesteps, mask)
     mask = mask.astype(bool)
-    z = CONDITIONINGS.get(self.conditioning)(self)(cond, states, timesteps, mask, deterministic)
+    z = EMBEDDERS.get(self.conditioning)(self)(cond, states, timesteps, mask, deterministic)
     s = _dense(self.embed_dim, "state_embed")(states)
     a = _dense(self.embed_dim, "action_embed")(actions)
     t = _timestep_embedding(timesteps, self.max_timestep, self.embed_dim, "timestep_embed")
