@@ -32,7 +32,7 @@ from gdt.workdir import atomic_write_bytes, format_seconds
 METHODS = {"cdt": cdt, "dt": dt, "bc": bc}
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/demo", "demo directory")
-_STEPS = flags.DEFINE_integer("steps", 2000, "training steps per method")
+_STEPS = flags.DEFINE_integer("steps", 3000, "training steps per method")
 _METHODS = flags.DEFINE_list("methods", ["cdt", "dt", "bc"], f"methods to train, of {sorted(METHODS)}")
 _EPISODES = flags.DEFINE_integer("episodes", 4, "evaluation episodes per target")
 

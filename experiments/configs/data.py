@@ -12,8 +12,9 @@ Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; defau
   demo   halfcheetah random/expert/medium, 20k transitions per level, 120k PPO steps (`make demo`'s data stage):
          2m37s with a warm compile cache; returns random -110 < medium -24 < expert 115.
   quick  all five levels, 100k transitions per level, 600k PPO steps (64 envs, 16 evals):
-         halfcheetah 26 min (PPO 22 min), random -58 < medium 291 < expert 1181;
-         hopper 10.5 min (PPO 9 min), random 121 < medium 205 < expert 458.
+         halfcheetah 26 min (PPO 22 min), random -58 < medium 488 < expert 1214 (snapshots 204800 / 614400 by mode
+         return; the older 'ppo_eval' selection gave medium 291 from a snapshot whose mode stands still);
+         hopper 10.5 min (PPO 9 min), random 121 < medium 205 < expert 458 ('ppo_eval' selection, not rerun).
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
 Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
 (expert - random).
@@ -69,9 +70,11 @@ QUICK_TIMESTEPS = {"halfcheetah": 600_000, "hopper": 600_000}
 
 @PRESETS.register("demo")
 def _demo(env: str) -> dict:
-  ppo = dict(PPO_FULL[env], num_timesteps=120_000, num_evals=7, num_envs=64, batch_size=64, num_minibatches=8,
+  # 368,640 = 36 PPO updates of 10,240 env steps, evaluated every 3 (13 snapshots): enough for the policy's mode to
+  # run (halfcheetah's mode stands still until ~190k steps), so 'mode' selection finds a moving medium snapshot.
+  ppo = dict(PPO_FULL[env], num_timesteps=368_640, num_evals=13, num_envs=64, batch_size=64, num_minibatches=8,
              num_eval_envs=8)
-  return dict(ppo=ppo, levels=("random", "expert", "medium"), transitions_per_level=20_000, rollout_envs=20)
+  return dict(ppo=ppo, levels=("random", "expert", "medium"), transitions_per_level=50_000, rollout_envs=50)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
