@@ -11,10 +11,11 @@ Stages (each resumes when rerun on the same workdir):
      x-velocity histogram and the achieved one; `<workdir>/results.md` holds the table, `<workdir>/<method>/*.png`
      the target vs achieved histograms.
 
-Measured on 2 CPU cores shared with 3-4 other jobs: data 10m21s (PPO 150k env steps at ~170-370 env steps/s), then
-per method ~2.5 min training (13 steps/s after a ~19 s compile) and ~1.4 min evaluation (40k env steps at ~950/s
-after ~38 s compile); ~23 min in all. Result (seed 0; mean W1 over the 10 held-out targets, lower is better):
-CDT 0.210, DT 0.276, BC 0.283 (the table in results.md has every target).
+Measured 2026-11-21 from a fresh clone (`make demo`: venv + install + cold compile cache), 2 CPU cores: 8m33s in all:
+venv and install 0m34s, data 3m04s (PPO 368,640 env steps; 50 episodes per level), then per method ~1.6 min (3000
+training steps at ~43 steps/s, evaluation 40k env steps at ~4.2k/s, each compile 4-10 s). Result (seed 0; mean W1
+over the 10 held-out targets, lower is better): CDT 0.477 < DT 0.609 < BC 0.788 (best 5: 0.526 / 0.776 / 1.037;
+middle 5: 0.428 / 0.442 / 0.538); the table in results.md has every target.
 """
 
 from __future__ import annotations

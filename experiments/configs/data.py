@@ -9,8 +9,8 @@ Config arguments: env (a `gdt.envs` name), preset (demo | quick | full), backend
 seed, deterministic (act with the policy mode instead of sampling it), medium_fraction.
 
 Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; default backend spring):
-  demo   halfcheetah random/expert/medium, 20k transitions per level, 120k PPO steps (`make demo`'s data stage):
-         2m37s with a warm compile cache; returns random -110 < medium -24 < expert 115.
+  demo   halfcheetah random/expert/medium, 50k transitions per level, 368,640 PPO steps (`make demo`'s data stage):
+         3m04s from a cold compile cache; returns random -55 < medium 569 < expert 1271.
   quick  all five levels, 100k transitions per level, 600k PPO steps (64 envs, 16 evals):
          halfcheetah 26 min (PPO 22 min), random -58 < medium 488 < expert 1214 (snapshots 204800 / 614400 by mode
          return; the older 'ppo_eval' selection gave medium 291 from a snapshot whose mode stands still);
