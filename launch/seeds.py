@@ -4,15 +4,18 @@
       --seeds=0,1,2 --workdir=workdirs/headline [--set=train.num_steps=20000 --set=model.embed_dim=64]
 
 Each (config, seed) trains and evaluates in `<workdir>/<config>_s<seed>` (rerunning resumes; a finished run, one with
-its eval_<conditioning>.json, is not redone). `<workdir>/summary.md` gets, per config, the mean ± std over seeds of
-the mean W1 over the best targets, the middle targets and all targets, and of the mean return.
+its eval_<conditioning>.json, is not redone). `<workdir>/summary.md` gets, per config (every finished run in the sweep
+directory, this invocation's or an earlier one's), the mean ± std over seeds of the mean W1 over the best targets,
+the middle targets and all targets, and of the mean return.
 """
 
 from __future__ import annotations
 
+import glob
 import importlib
 import json
 import os
+import re
 
 import numpy as np
 from absl import app, flags
@@ -51,6 +54,19 @@ def run_config(name: str, seed: int):
   return apply_overrides(module.get_config(arg), _SET.value)
 
 
+def collect(sweep_dir: str, first: list[str] = ()) -> dict[str, list[dict]]:
+  """Every finished run `<sweep_dir>/<config>_s<seed>/eval_*.json` -> {config: [aggregates per seed]}, the configs
+  of `first` first (in that order), then the others sorted; earlier invocations' configs stay in the table."""
+  found: dict[str, list[tuple[int, dict]]] = {}
+  for path in glob.glob(os.path.join(sweep_dir, "*_s*", "eval_*.json")):
+    match = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(os.path.dirname(path)))
+    if match and re.fullmatch(r"eval_[a-z_]+\.json", os.path.basename(path)):
+      with open(path) as f:
+        found.setdefault(match.group(1), []).append((int(match.group(2)), json.load(f)["aggregates"]))
+  order = [n for n in first if n in found] + sorted(set(found) - set(first))
+  return {name: [agg for _, agg in sorted(found[name], key=lambda x: x[0])] for name in order}
+
+
 def summary(rows: dict[str, list[dict]]) -> str:
   lines = ["| config | seeds | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
   for name, aggs in rows.items():
@@ -66,7 +82,6 @@ def main(argv):
   del argv
   runtime.enable_compilation_cache()
   runtime.install_brax_compat()
-  rows: dict[str, list[dict]] = {}
   for name in _CONFIGS.value:
     for seed in map(int, _SEEDS.value):
       config = run_config(name, seed)
@@ -75,9 +90,7 @@ def main(argv):
       if not os.path.exists(result_path):
         print(f"[seeds] {name} seed {seed} -> {workdir}", flush=True)
         train.train_and_evaluate(config, workdir)
-      with open(result_path) as f:
-        rows.setdefault(name, []).append(json.load(f)["aggregates"])
-      table = summary(rows)
+      table = summary(collect(_WORKDIR.value, _CONFIGS.value))
       atomic_write_bytes(os.path.join(_WORKDIR.value, "summary.md"), table.encode())
   print(table)
 

@@ -1,0 +1,35 @@
+"""launch.seeds: the sweep table covers every finished run in the sweep directory, and --set overrides are typed."""
+
+import json
+
+import ml_collections
+import pytest
+
+from launch import seeds
+
+
+def _finished(root, name, seed, conditioning, w1):
+  run = root / f"{name}_s{seed}"
+  run.mkdir()
+  (run / f"eval_{conditioning}.json").write_text(json.dumps({"aggregates": {"w1_all": w1}}))
+
+
+def test_summary_keeps_earlier_configs_and_orders_seeds(tmp_path):
+  _finished(tmp_path, "cdt", 1, "histogram", 0.3)
+  _finished(tmp_path, "cdt", 0, "histogram", 0.1)
+  _finished(tmp_path, "bdt", 0, "anticausal", 0.5)  # from an earlier invocation
+  _finished(tmp_path, "dt", 0, "rtg", 0.4)
+  (tmp_path / "bc_s0").mkdir()  # unfinished: no eval json
+  rows = seeds.collect(str(tmp_path), ["dt", "cdt"])
+  assert list(rows) == ["dt", "cdt", "bdt"]
+  assert [a["w1_all"] for a in rows["cdt"]] == [0.1, 0.3]
+  table = seeds.summary(rows)
+  assert "| cdt | 2 | - | - | 0.200 ± 0.100 | - |" in table
+
+
+def test_overrides_convert_to_the_field_type():
+  config = ml_collections.ConfigDict({"train": {"num_steps": 10, "lr": 0.1, "uniform": False}})
+  seeds.apply_overrides(config, ["train.num_steps=20", "train.lr=3e-4", "train.uniform=true"])
+  assert (config.train.num_steps, config.train.lr, config.train.uniform) == (20, 3e-4, True)
+  with pytest.raises(ValueError, match="no field 'train.steps'"):
+    seeds.apply_overrides(config, ["train.steps=5"])
