@@ -5,12 +5,13 @@ Reference configuration (gdt_reference.md §5.1): batch 64, K 20 (60 tokens), 3 
 `--steps` steps per call), XLA's FLOP count per step (cost analysis of the compiled scan / steps), the machine's fp32
 matmul GFLOP/s measured in the same process, and the fraction of that roofline the step reaches.
 
-  python benchmarks/bench_train_step.py [--steps 100] [--calls 3] [--batch 64] [--dropout 0] [--prng_impl rbg]
+  python benchmarks/bench_train_step.py [--steps 100] [--calls 3] [--batch 64] [--dropout 0] [--dropout_prng threefry]
 
 Measured 2026-11-21, 2 CPU cores (quiet; a nice-19 job in the background), 15.27 GFLOP/step (XLA count):
-  default (dropout 0.1, threefry PRNG)  192 ms/step, 79.5 GFLOP/s = 24.5% of a 324 GFLOP/s 2048^3 matmul
-  --prng_impl rbg                       161 ms/step, 32.0% of roofline (dropout's random bits are cheaper)
-  --dropout 0                           143 ms/step, 35.1% of roofline
+  default (dropout 0.1, train.dropout_prng 'rbg')  161-163 ms/step, 94 GFLOP/s = 30.5-32% of a ~300 GFLOP/s
+                                                   2048^3 matmul measured in the same run
+  --dropout_prng threefry (jax's default PRNG)     187-192 ms/step, 24.5-26% (threefry mask bits are costly on CPU)
+  --dropout 0                                      143 ms/step, 35.1% of roofline
 Where the rest goes: the matmuls are small (3840 x 128 x 512 for the MLP, 60 x 60 x 128 per sequence for the
 single-head attention), far below the 2048^3 rate on CPU; layer norms, softmax, ReLU and the AdamW update are
 memory-bound elementwise passes; the backward pass costs ~2x the forward's FLOPs plus the dropout masks' recompute.
@@ -63,15 +64,15 @@ def main():
   p.add_argument("--calls", type=int, default=3)
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--dropout", type=float, default=None, help="override model.dropout_rate (0 shows its cost)")
-  p.add_argument("--prng_impl", default=None, help="jax_default_prng_impl, e.g. rbg (cheaper dropout bits than threefry)")
+  p.add_argument("--dropout_prng", default=None, help="override train.dropout_prng (threefry | rbg | unsafe_rbg)")
   args = p.parse_args()
-  if args.prng_impl:
-    jax.config.update("jax_default_prng_impl", args.prng_impl)
 
   config = cdt.get_config()
   config.train.batch_size = args.batch
   if args.dropout is not None:
     config.model.dropout_rate = args.dropout
+  if args.dropout_prng is not None:
+    config.train.dropout_prng = args.dropout_prng
   s, a, bins = 17, 6, config.num_bins
   trainer = train.Trainer(config, s, a, bins)
   data = trainer.put_data(synthetic_data(100, 1000, s, a, bins))
@@ -96,7 +97,7 @@ def main():
   peak = matmul_gflops()
   achieved = flops_per_step / step_s / 1e9
 
-  print(f"devices: {jax.devices()}; PRNG {jax.config.jax_default_prng_impl}")
+  print(f"devices: {jax.devices()}; dropout PRNG {config.train.dropout_prng}")
   print(f"config: batch {args.batch}, K {config.context_length}, {config.model.num_layers} layers, embed "
         f"{config.model.embed_dim}, {config.model.num_heads} head, {bins} bins, dropout {config.model.dropout_rate}; "
         f"{n_params:,} params")

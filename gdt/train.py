@@ -27,6 +27,7 @@ from gdt.data import Trajectories, dataset_path
 from gdt.workdir import MetricWriter, Progress, config_to_dict, format_seconds, prepare_workdir
 
 DATA_AXIS = "data"
+DROPOUT_PRNGS = ("threefry", "rbg", "unsafe_rbg")
 
 
 
@@ -43,6 +44,8 @@ def validate_config(config) -> None:
   _check(config.context_length > 0, "context_length", f"must be > 0, got {config.context_length}")
   _check(config.num_bins >= 2, "num_bins", f"a histogram needs >= 2 bins, got {config.num_bins}")
   _check(config.rtg_scale > 0, "rtg_scale", f"must be > 0, got {config.rtg_scale}")
+  _check(config.train.get("dropout_prng", "threefry") in DROPOUT_PRNGS, "train.dropout_prng",
+         f"must be one of {DROPOUT_PRNGS}, got {config.train.get('dropout_prng')!r}")
   _check(0 < config.gamma <= 1, "gamma", f"must be in (0, 1], got {config.gamma}")
   _check(not spec.encoder_window or config.model.encoder_horizon >= 1, "model.encoder_horizon",
          f"must be >= 1, got {config.model.encoder_horizon}")
@@ -268,6 +271,8 @@ class Trainer:
     return jax.device_put(jax.tree.map(jnp.asarray, data), self.replicated)
 
   def loss(self, params, batch: Batch, rng) -> jax.Array:
+    if self.config.train.get("dropout_prng", "threefry") != "threefry":  # e.g. 'rbg': cheaper mask bits on CPU
+      rng = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl=self.config.train.dropout_prng)
     pred = self.model.apply({"params": params}, batch.cond, batch.states, batch.actions, batch.timesteps,
                             batch.mask, deterministic=False, rngs={"dropout": rng})
     return masked_action_mse(pred, batch.actions, batch.mask)

@@ -195,6 +195,28 @@ def test_bad_config_fails_naming_the_field(field, value, message):
   assert message in str(e.value)
 
 
+def test_dropout_prng_is_validated_and_seeded(trajs):
+  config = tiny(cdt)
+  config.train.dropout_prng = "philox"
+  with pytest.raises(ValueError, match="train.dropout_prng"):
+    train.validate_config(config)
+  losses = {}
+  for impl in ("rbg", "threefry"):
+    config = tiny(cdt)
+    config.model.dropout_rate = 0.3
+    config.train.dropout_prng = impl
+    prep = train.prepare_data(trajs, config)
+    trainer = train.Trainer(config, S, A, prep.cond_dim)
+    state = trainer.init(0)
+    batch = train.sample_batch(trainer.put_data(prep.data), jax.random.PRNGKey(0), 8, config.context_length,
+                               config.model.max_timestep)
+    loss = jax.jit(trainer.loss)
+    losses[impl] = [float(loss(state.params, batch, jax.random.PRNGKey(k))) for k in (1, 1, 2)]
+  for impl, (a, b, c) in losses.items():
+    assert a == b and a != c, impl  # a function of the key: same key, same masks; another key, other masks
+  assert losses["rbg"][0] != losses["threefry"][0]
+
+
 def test_bad_batch_size_names_the_field():
   config = tiny(cdt)
   config.train.batch_size = 0
