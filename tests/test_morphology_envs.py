@@ -325,7 +325,8 @@ def _structure_key(name):
 
 @pytest.mark.slow
 def test_all_registered_envs_reset_and_step():
-  """Every name; about 400 compiles (plain/mass/size variants of one size share one)."""
+  """Every name: 591 envs in 391 compiles (plain/mass/size variants of one size share one). Passed 2026-11-21 in
+  1h28m at nice 19 on 2 cores shared with other jobs (~5-8 s per compile when alone)."""
   groups = {}
   for name in NAMES:
     groups.setdefault(_structure_key(name), []).append(name)
