@@ -14,6 +14,7 @@ one-ended shins (`Geom.collide_end`: a shin collides with a sphere at the foot, 
     batch   64: ant_reach_4 5292 steps/s vs brax ant 6193 (0.85x); end_effectors 6217 (1.00x)
     batch  256: 5116 vs 7115 (0.72x); 200 steps, twice: 5252 vs 6754, 5318 vs 6781 (0.78x); end_effectors 0.93x
     batch 1024: 6200 vs 7607 (0.82x); end_effectors 7428 (0.98x)
+  A later quiet run, 200 steps: 64: 4899 vs 5918 (0.83x); 256: 5279 vs 7080 (0.75x); 1024: 6312 vs 7094 (0.89x).
   Compile 8-24 s per env (persistent cache cold). Before the foot caps (shins colliding as whole capsules, 17
   contact points) batch 256 gave 4806 vs 7374 (0.65x) on the same quiet machine.
   Other backends, batch 64, load ~10 (older measurement): spring 11105 vs 14917 (0.74x) but the ant blows up
