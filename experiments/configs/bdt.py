@@ -8,7 +8,7 @@ gdt_base.py trained at 25 steps/s (vs ~43 for CDT) on 2 shared cores.
 Expected result (one-shot imitation: conditioned on the held-out target's own states), quick halfcheetah
 medium-expert, the CPU-sized model of gdt_base.py, 3000 steps, seed 0 (workdirs/headline_quick2/bdt_s0): W1 on
 x-velocity 0.172 over the 10 targets (best 0.253, middle 0.091), W1 on reward 0.167. Same launch.seeds command as
-in gdt_base.py with --configs=bdt --seeds=0.
+in gdt_base.py with --configs=bdt --seeds=0 --set=train.dropout_prng=threefry (the masks of that run).
 """
 
 from experiments.configs import gdt_base
