@@ -7,6 +7,12 @@ time apart. Serial (the reference's `eval_cdt.py`: one env, batch 1, one jit'd f
 step per step with a host round trip): `--serial_steps` timed steps after warm-up, extrapolated to the same total.
 
   python benchmarks/bench_eval.py [--targets=10] [--episodes=20] [--steps=1000] [--serial_steps=300]
+
+Measured 2026-11-21, 2 quiet CPU cores, --steps=200 (10 x 20 episodes x 200 = 40k env steps): batched 1,145 env
+steps/s including the model (compile 9.9 s) vs serial 576 env steps/s: 2.0x. The batched rollout is compute-bound:
+each env step runs the 3 x 128 trunk over the 60-token window (~70 MFLOP), i.e. ~80 GFLOP/s, the train step's rate.
+A sliding window without positions cannot reuse a KV cache (dropping the oldest token changes every later one).
+The CPU-sized model of the configs (2 x 64) evaluates at 4.2-4.5k env steps/s.
 """
 
 from __future__ import annotations
