@@ -14,7 +14,8 @@ Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; defau
   quick  all five levels, 100k transitions per level, 600k PPO steps (64 envs, 16 evals):
          halfcheetah 26 min (PPO 22 min), random -58 < medium 488 < expert 1214 (snapshots 204800 / 614400 by mode
          return; the older 'ppo_eval' selection gave medium 291 from a snapshot whose mode stands still);
-         hopper 10.5 min (PPO 9 min), random 121 < medium 205 < expert 458 ('ppo_eval' selection, not rerun).
+         hopper 10.5 min (PPO 9 min), random 121 < medium 248 < expert 458 (by mode return; 'ppo_eval' gave
+         medium 205).
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
 Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
 (expert - random).
