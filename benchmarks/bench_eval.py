@@ -10,7 +10,8 @@ step per step with a host round trip): `--serial_steps` timed steps after warm-u
 
 Measured 2026-11-21, 2 quiet CPU cores, --steps=200 (10 x 20 episodes x 200 = 40k env steps): batched 1,145 env
 steps/s including the model (compile 9.9 s) vs serial 576 env steps/s: 2.0x. The batched rollout is compute-bound:
-each env step runs the 3 x 128 trunk over the 60-token window (~70 MFLOP), i.e. ~80 GFLOP/s, the train step's rate.
+each env step runs the 3 x 128 trunk over the 60-token window (~70 MFLOP by a parameter count, not measured), i.e.
+~80 GFLOP/s, about the train step's rate.
 A sliding window without positions cannot reuse a KV cache (dropping the oldest token changes every later one).
 The CPU-sized model of the configs (2 x 64) evaluates at 4.2-4.5k env steps/s.
 """

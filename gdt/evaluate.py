@@ -103,15 +103,10 @@ def _histograms(values: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.n
   return np.stack([np.asarray(metrics.histogram(np.ravel(v), edges, mask=np.ravel(m))) for v, m in zip(values, mask, strict=True)])
 
 
-def _conditioning_spec(conditioning: str):
-  """Training's table of conditionings (aggregator, encoder window): one definition for train and eval."""
-  return hindsight.CONDITIONING_LABELS.get(conditioning)
-
-
 def open_loop_cond(values: np.ndarray, mask: np.ndarray, edges: np.ndarray, conditioning: str, rtg_scale: float,
                    gamma: float) -> np.ndarray:
   """The target's own hindsight labels z_t [M,T,C] (what training relabels): h_t, scaled future sum, or zeros."""
-  aggregator = _conditioning_spec(conditioning).aggregator
+  aggregator = hindsight.CONDITIONING_LABELS.get(conditioning).aggregator
   if aggregator is None:  # BC's constant z, or BDT's encoder reading demo states
     return np.zeros(values.shape + (1,), np.float32)
   z = hindsight.AGGREGATORS.get(aggregator)(values, mask, gamma=gamma, edges=edges, rtg_scale=rtg_scale)
@@ -143,6 +138,7 @@ def trajectory_targets(trajs, indices, names, feature: str, edges, conditioning:
   lengths = np.asarray(sel.lengths, np.int32)
   histograms = _histograms(values, mask, edges)
   cond = open_loop_cond(values, mask, edges, conditioning, rtg_scale, gamma)
+  reads_demo = hindsight.CONDITIONING_LABELS.get(conditioning).encoder_window  # BDT: demo states for the encoder
   scored = [(feature, edges, histograms)]
   for name in score_features:
     if name == feature:
@@ -154,7 +150,7 @@ def trajectory_targets(trajs, indices, names, feature: str, edges, conditioning:
       names=tuple(names), feature=feature, conditioning=conditioning, edges=edges, values=values,
       lengths=lengths, histograms=histograms, cond=cond, totals=values.sum(-1),
       returns=np.asarray(sel.returns(), np.float32),
-      demo_states=np.asarray(sel.observations, np.float32) if _conditioning_spec(conditioning).encoder_window else None,
+      demo_states=np.asarray(sel.observations, np.float32) if reads_demo else None,
       score_features=tuple(scored), rtg_scale=float(rtg_scale), gamma=float(gamma))
 
 
@@ -307,7 +303,7 @@ def _rollout_fns(model, env_name: str, backend: str, context_length: int, condit
   max_t = model.max_timestep
   feature_fns = [_feature_fn(f, env_name) for f in features]
   schedule_fn = SCHEDULES.get(schedule)
-  reads_demo = _conditioning_spec(conditioning).encoder_window  # BDT: the encoder reads demo states
+  reads_demo = hindsight.CONDITIONING_LABELS.get(conditioning).encoder_window  # BDT: the encoder reads demo states
 
   def reset(rng, num_envs: int, cond_dim: int, num_bins: int):
     env_state = jax.vmap(env.reset)(jax.random.split(rng, num_envs))

@@ -31,7 +31,6 @@ DROPOUT_PRNGS = ("threefry", "rbg", "unsafe_rbg")
 
 
 
-
 def validate_config(config) -> None:
   """Fails fast, naming the field, on anything that would otherwise fail after data loading or compiling."""
   _get("env", envs.ENVS.get, config.env)
@@ -147,7 +146,8 @@ def prepare_data(trajs: Trajectories, config, train_indices: np.ndarray | None =
       cond=relabel(train, config, edges),
       lengths=lengths,
       sample_logits=np.log(weights / weights.sum()).astype(np.float32))
-  return PreparedData(data, state_mean, state_std, edges, hindsight.CONDITIONING_LABELS.get(config.conditioning).cond_dim(config))
+  cond_dim = hindsight.CONDITIONING_LABELS.get(config.conditioning).cond_dim(config)
+  return PreparedData(data, state_mean, state_std, edges, cond_dim)
 
 
 @flax.struct.dataclass
@@ -245,6 +245,7 @@ class Trainer:
     spec = hindsight.CONDITIONING_LABELS.get(config.conditioning)
     self._encoder_horizon = config.model.encoder_horizon if spec.encoder_window else None
     self._dims = (state_dim, act_dim, cond_dim)
+    self._dropout_prng = config.train.get("dropout_prng", "threefry")  # configs written before the field: threefry
 
   def dummy_batch(self, batch_size: int = 1) -> Batch:
     s, a, c = self._dims
@@ -271,8 +272,8 @@ class Trainer:
     return jax.device_put(jax.tree.map(jnp.asarray, data), self.replicated)
 
   def loss(self, params, batch: Batch, rng) -> jax.Array:
-    if self.config.train.get("dropout_prng", "threefry") != "threefry":  # e.g. 'rbg': cheaper mask bits on CPU
-      rng = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl=self.config.train.dropout_prng)
+    if self._dropout_prng != "threefry":  # e.g. 'rbg': cheaper mask bits on CPU
+      rng = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl=self._dropout_prng)
     pred = self.model.apply({"params": params}, batch.cond, batch.states, batch.actions, batch.timesteps,
                             batch.mask, deterministic=False, rngs={"dropout": rng})
     return masked_action_mse(pred, batch.actions, batch.mask)

@@ -293,7 +293,10 @@ class Generator:
     """Mean return of `mode_eval_episodes` episodes per snapshot acting with the policy's mode (cached)."""
     path = os.path.join(self.run_dir, MODE_RETURNS)
     steps = [str(s.step) for s in self.snapshots]
-    cached = json.load(open(path)) if os.path.exists(path) else {}
+    cached = {}
+    if os.path.exists(path):
+      with open(path) as f:
+        cached = json.load(f)
     if not set(steps) <= set(cached):
       n, num = self.config.mode_eval_episodes, len(self.snapshots)
       t0 = time.perf_counter()
