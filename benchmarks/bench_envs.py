@@ -18,7 +18,7 @@ import brax.envs
 import jax
 import jax.numpy as jnp
 
-from gdt import runtime
+from gdt.core import runtime
 
 ENVS = ("halfcheetah", "hopper", "walker2d", "ant")
 BACKENDS = ("spring", "positional")

@@ -29,7 +29,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gdt import envs, evaluate, runtime  # noqa: E402
+from gdt import envs, evaluate  # noqa: E402
+from gdt.core import runtime  # noqa: E402
 from gdt.checkpoint import LoadedPolicy  # noqa: E402
 from gdt.models import GDTPolicy  # noqa: E402
 

@@ -37,7 +37,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from brax import envs as brax_envs  # noqa: E402
 
-from gdt import runtime  # noqa: E402
+from gdt.core import runtime  # noqa: E402
 from morphology import envs  # noqa: E402
 
 

@@ -27,9 +27,10 @@ import time
 from absl import app, flags
 
 from experiments.configs import bc, cdt, data as data_configs, dt
-from gdt import evaluate, runtime, train
+from gdt import evaluate, train
+from gdt.core import runtime
 from gdt.data.generation import generate
-from gdt.workdir import atomic_write_bytes, format_seconds
+from gdt.core.workdir import atomic_write_bytes, format_seconds
 
 METHODS = {"cdt": cdt, "dt": dt, "bc": bc}
 

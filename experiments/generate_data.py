@@ -10,7 +10,7 @@ PPO snapshots, summary.md) and DIR/summary.md (every env's table). Several envs 
 from absl import app, flags
 from ml_collections import config_flags
 
-from gdt import runtime
+from gdt.core import runtime
 from gdt.data import generation
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/data.py[:args]", lock_config=True)

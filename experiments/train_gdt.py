@@ -9,7 +9,8 @@ Rerunning the same command on the same workdir resumes from the last checkpoint.
 from absl import app, flags
 from ml_collections import config_flags
 
-from gdt import evaluate, runtime, train
+from gdt import evaluate, train
+from gdt.core import runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/<name>.py[:args]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (config.json, metrics, checkpoints, evaluation)")

@@ -1,85 +1,46 @@
-"""Orbax checkpoints of a GDT run, and `load_policy(workdir)`: a trained policy from its workdir alone.
+"""A trained GDT policy from its workdir alone: `load_policy(workdir)` for notebooks and evaluation.
 
-A checkpoint step holds three items: `params` (the policy's Flax params), `train_state` (optimiser state,
-step counter and PRNG key, for an exact resume) and `policy` (JSON: the run's config, the dataset shapes,
-the state normalisation statistics and the histogram bin edges). `load_policy` reads `params` and
-`policy` only, so a notebook needs neither the dataset nor any training code.
+The checkpoint itself is the core's (`gdt.core.checkpoint`: params, train state, and a JSON `meta`). A GDT run's
+meta holds the model record (`gdt_policy` and its kwargs), the run's config, the state normalisation statistics,
+the `Labels` (conditioning, feature, bin edges, rtg_scale, gamma) and the env it acts in.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
+from gdt.conditioning import Labels
+from gdt.core import checkpoint as core_ckpt
 from gdt.models import GDTPolicy
 
-CHECKPOINT_DIR = "checkpoints"
+
+def policy_kwargs(config: dict, state_dim: int, act_dim: int, cond_dim: int) -> dict:
+  """The GDTPolicy kwargs of a run with `config` (a plain dict, e.g. config.json)."""
+  return dict(state_dim=int(state_dim), act_dim=int(act_dim), conditioning=config["conditioning"],
+              cond_dim=int(cond_dim), **config["model"])
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
-
-
-def manager(workdir: str, max_to_keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
-  """The run's CheckpointManager over `<workdir>/checkpoints` (step directories, atomic saves)."""
-  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("params", "train_state", "policy"))
-
-
-def save(mngr: ocp.CheckpointManager, step: int, params: Any, train_state: Any, policy_meta: dict) -> None:
-  """Saves one step synchronously (the caller may exit right after: a finished save is a durable one)."""
-  mngr.save(step, args=ocp.args.Composite(
-      params=ocp.args.StandardSave(params),
-      train_state=ocp.args.StandardSave(train_state),
-      policy=ocp.args.JsonSave(policy_meta)), force=True)
-  mngr.wait_until_finished()
-
-
-def restore(mngr: ocp.CheckpointManager, step: int, params_like: Any, train_state_like: Any) -> tuple[Any, Any]:
-  """Restores (params, train_state) into the structure, dtypes and shardings of the given templates."""
-  out = mngr.restore(step, args=ocp.args.Composite(
-      params=ocp.args.StandardRestore(_abstract(params_like)),
-      train_state=ocp.args.StandardRestore(_abstract(train_state_like))))
-  return out["params"], out["train_state"]
-
-
-def _abstract(tree: Any) -> Any:
-  def leaf(x):
-    x = jax.numpy.asarray(x) if not isinstance(x, jax.Array) else x
-    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
-  return jax.tree.map(leaf, tree)
-
-
-def policy_meta(config: dict, state_dim: int, act_dim: int, cond_dim: int, state_mean: np.ndarray,
-                state_std: np.ndarray, bin_edges: np.ndarray | None, env: str, backend: str) -> dict:
+def policy_meta(config: dict, state_dim: int, act_dim: int, state_mean: np.ndarray, state_std: np.ndarray,
+                labels: Labels, env: str, backend: str) -> dict:
   """Everything besides params that rebuilds and feeds the policy (JSON: float32 -> float round-trips exactly)."""
   return {
+      "model": core_ckpt.model_spec("gdt_policy", **policy_kwargs(config, state_dim, act_dim, labels.cond_dim)),
       "config": config,
-      "state_dim": int(state_dim),
-      "act_dim": int(act_dim),
-      "cond_dim": int(cond_dim),
       "state_mean": np.asarray(state_mean, np.float32).tolist(),
       "state_std": np.asarray(state_std, np.float32).tolist(),
-      "bin_edges": None if bin_edges is None else np.asarray(bin_edges, np.float32).tolist(),
+      "labels": labels.to_json(),
       "env": env,
       "backend": backend,
   }
 
 
-def policy_from_config(config: dict, state_dim: int, act_dim: int, cond_dim: int) -> GDTPolicy:
-  """The GDTPolicy a run with `config` (a plain dict, e.g. config.json) trains."""
-  return GDTPolicy(state_dim=state_dim, act_dim=act_dim, conditioning=config["conditioning"], cond_dim=cond_dim,
-                   **config["model"])
-
-
 @dataclasses.dataclass(frozen=True)
 class LoadedPolicy:
-  """A trained policy with what it needs to act: normalisation, context length and conditioning settings.
+  """A trained policy with what it needs to act: normalisation, context length and its `Labels`.
 
   `apply(cond, states [B,K,S] (normalised), actions [B,K,A], timesteps [B,K] int32, mask [B,K] bool)
   -> actions [B,K,A]` runs the model deterministically; it is jit-compiled once per input shape.
@@ -89,11 +50,7 @@ class LoadedPolicy:
   state_mean: np.ndarray
   state_std: np.ndarray
   context_length: int
-  conditioning: str
-  feature: str
-  bin_edges: np.ndarray | None
-  rtg_scale: float
-  gamma: float
+  labels: Labels
   env: str
   backend: str
   config: dict = dataclasses.field(default_factory=dict)
@@ -107,6 +64,12 @@ class LoadedPolicy:
 
     object.__setattr__(self, "_apply", jax.jit(apply))
 
+  conditioning = property(lambda self: self.labels.conditioning)
+  feature = property(lambda self: self.labels.feature)
+  bin_edges = property(lambda self: self.labels.edges)
+  rtg_scale = property(lambda self: self.labels.rtg_scale)
+  gamma = property(lambda self: self.labels.gamma)
+
   def apply(self, cond, states, actions, timesteps, mask):
     return self._apply(self.params, cond, states, actions, timesteps, mask)
 
@@ -117,29 +80,9 @@ class LoadedPolicy:
 
 def load_policy(workdir: str, step: int | None = None) -> LoadedPolicy:
   """The policy saved at `step` (default: the latest) in `workdir`; needs only the workdir."""
-  mngr = manager(workdir, read_only=True)
-  steps = mngr.all_steps()
-  if not steps:
-    raise FileNotFoundError(f"no checkpoints under {checkpoint_dir(workdir)}")
-  step = max(steps) if step is None else step
-  if step not in steps:
-    raise FileNotFoundError(f"no checkpoint for step {step} under {checkpoint_dir(workdir)}; saved steps: {sorted(steps)}")
-  meta = mngr.restore(step, args=ocp.args.Composite(policy=ocp.args.JsonRestore()))["policy"]
-  config = meta["config"]
-  model = policy_from_config(config, meta["state_dim"], meta["act_dim"], meta["cond_dim"])
-  params = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore()))["params"]
-  edges = meta["bin_edges"]
+  loaded = core_ckpt.load_model(workdir, step)
+  meta = loaded.meta
   return LoadedPolicy(
-      model=model,
-      params=jax.tree.map(jax.numpy.asarray, params),
-      state_mean=np.asarray(meta["state_mean"], np.float32),
-      state_std=np.asarray(meta["state_std"], np.float32),
-      context_length=int(config["context_length"]),
-      conditioning=config["conditioning"],
-      feature=config["feature"],
-      bin_edges=None if edges is None else np.asarray(edges, np.float32),
-      rtg_scale=float(config["rtg_scale"]),
-      gamma=float(config["gamma"]),
-      env=meta["env"],
-      backend=meta["backend"],
-      config=config)
+      model=loaded.model, params=loaded.params, state_mean=np.asarray(meta["state_mean"], np.float32),
+      state_std=np.asarray(meta["state_std"], np.float32), context_length=int(meta["config"]["context_length"]),
+      labels=Labels.from_json(meta["labels"]), env=meta["env"], backend=meta["backend"], config=meta["config"])

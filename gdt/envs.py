@@ -20,7 +20,7 @@ from brax.envs.half_cheetah import Halfcheetah
 import jax
 import jax.numpy as jnp
 
-from gdt.registry import Registry
+from gdt.core.registry import Registry
 
 EPISODE_LENGTH = 1000
 

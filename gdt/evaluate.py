@@ -1,10 +1,11 @@
-"""Evaluation of GDT policies: targets, conditioning schedules, batched Brax rollouts, W1 metrics.
+"""Evaluation of GDT policies: conditioning schedules, batched Brax rollouts, W1 metrics, result tables.
 
-Every (target, episode) pair is rolled out in parallel in one jit'd `lax.scan` over a vmapped Brax
-env, with a fixed-size K-step context buffer (roll left, write the newest step). The scan is run in
-chunks of `chunk_steps` steps so that long evaluations print progress; the carry stays on device.
+Every (target, episode) pair is rolled out in parallel by the core rollout (`gdt.core.rollout`: one jit'd
+`lax.scan` per chunk over a vmapped Brax env) with a fixed-size K-step context buffer (roll left, write the newest
+step). Targets (`gdt.targets`) carry the policy's own `Labels`; nothing here re-reads rtg_scale, gamma, the feature
+or the bins from a config.
 
-Fidelity switches (gdt_reference §2.6, §4, §8):
+Fidelity switches (gdt_reference §2.6, §4, §8), set in the `eval` block of the config:
 - `schedule='open_loop'` is the reference's time-indexed conditioning (the target's own h_t or future
   sum at the same t); `closed_loop` updates it from what the rollout achieved (DT's RTG decrement).
 - `xvel_offset_like_gdt=True` records state features of the next state s_{t+1}, as `eval_cdt.py` did;
@@ -18,212 +19,26 @@ import functools
 import io
 import json
 import os
-import time
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gdt import envs as gdt_envs
-from gdt import hindsight
-from gdt import metrics
-from gdt.registry import Registry
-from gdt.workdir import Progress, atomic_write_bytes, config_to_dict
+from gdt import hindsight, metrics
+from gdt.conditioning import CONDITIONINGS, ScheduleStep
+from gdt.core import rollout
+from gdt.core.registry import Registry
+from gdt.core.workdir import atomic_write_bytes, config_to_dict
+from gdt.targets import GROUPS, Targets, histograms
 
-# Keys of the eval config (`config.eval` in the experiment configs) and their defaults.
-EVAL_DEFAULTS = {
-    "episodes_per_target": 20,
-    "schedule": "open_loop",
-    "xvel_offset_like_gdt": False,
-    "chunk_steps": 100,
-    "plots": True,
-}
-
-GROUPS = ("best", "middle")  # target-name prefixes that get their own mean (plus "all")
-
-
-# ----------------------------------------------------------------------------------------------
-# Targets
-
-
-def split_targets(trajs, best_k: int = 5, middle_k: int = 5) -> tuple[np.ndarray, np.ndarray, list[str]]:
-  """Holds out the best-k and middle-k trajectories by return (gdt_reference §2.6).
-
-  Returns (train_indices [N-M], target_indices [M], names [M]): `best_traj_i` has the i-th highest
-  return; `middle_traj_i` has rank floor(N/2) - floor(k/2) + i in ascending order of return.
-  """
-  returns = np.asarray(trajs.returns())
-  n = len(returns)
-  order = np.argsort(returns, kind="stable")
-  best = order[::-1][:best_k]
-  start = n // 2 - middle_k // 2
-  middle = order[start:start + middle_k]
-  target = np.concatenate([best, middle]).astype(np.int64)
-  if len(set(target.tolist())) != best_k + middle_k or start < 0:
-    raise ValueError(f"{n} trajectories are too few for {best_k} best and {middle_k} middle disjoint targets")
-  names = [f"best_traj_{i}" for i in range(best_k)] + [f"middle_traj_{i}" for i in range(middle_k)]
-  train = np.setdiff1d(np.arange(n), target)
-  return train, target, names
-
-
-@dataclasses.dataclass(frozen=True)
-class Targets:
-  """M evaluation targets and the per-step conditioning of their open-loop schedule.
-
-  `features` maps every scored feature (the conditioning feature first) to its target histograms;
-  `edges` are the conditioning feature's bin edges [B+1]. T = max length.
-  """
-  names: tuple[str, ...]
-  feature: str
-  conditioning: str
-  edges: np.ndarray  # [B+1]
-  values: np.ndarray  # [M, T] conditioning-feature values of the target (zeros for synthetic targets)
-  lengths: np.ndarray  # [M] int
-  histograms: np.ndarray  # [M, B] whole-target histogram (= h_0)
-  cond: np.ndarray  # [M, T, C] open-loop conditioning (histogram: h_t; rtg: scaled future sum; none: 0)
-  totals: np.ndarray  # [M] target feature sum (the closed-loop rtg budget)
-  returns: np.ndarray  # [M] target returns (nan for synthetic targets)
-  demo_states: np.ndarray | None  # [M, T, S] raw demo states (BDT), else None
-  score_features: tuple[tuple[str, np.ndarray, np.ndarray], ...]  # (name, edges [B+1], hist [M,B])
-  rtg_scale: float = hindsight.DEFAULT_RTG_SCALE  # z = future sum / rtg_scale
-  gamma: float = 1.0
-
-  @property
-  def num_targets(self) -> int:
-    return len(self.names)
-
-  @property
-  def max_length(self) -> int:
-    return int(self.lengths.max())
-
-
-def _histograms(values: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
-  """[M, ...] values and mask -> [M, B] normalised histograms over each row's masked entries."""
-  return np.stack([np.asarray(metrics.histogram(np.ravel(v), edges, mask=np.ravel(m))) for v, m in zip(values, mask, strict=True)])
-
-
-def open_loop_cond(values: np.ndarray, mask: np.ndarray, edges: np.ndarray, conditioning: str, rtg_scale: float,
-                   gamma: float) -> np.ndarray:
-  """The target's own hindsight labels z_t [M,T,C] (what training relabels): h_t, scaled future sum, or zeros."""
-  aggregator = hindsight.CONDITIONING_LABELS.get(conditioning).aggregator
-  if aggregator is None:  # BC's constant z, or BDT's encoder reading demo states
-    return np.zeros(values.shape + (1,), np.float32)
-  z = hindsight.AGGREGATORS.get(aggregator)(values, mask, gamma=gamma, edges=edges, rtg_scale=rtg_scale)
-  return np.asarray(z, np.float32)
-
-
-def _dataset_edges(trajs, feature: str, num_bins: int) -> np.ndarray:
-  """Bins over every step of every trajectory (gdt_reference §2.2; targets included)."""
-  values = hindsight.feature_values(trajs, feature)
-  return np.asarray(hindsight.bin_edges(values, trajs.mask(), num_bins))
-
-
-def trajectory_targets(trajs, indices, names, feature: str, edges, conditioning: str,
-                       rtg_scale: float = hindsight.DEFAULT_RTG_SCALE,
-                       gamma: float = 1.0, score_features: Sequence[str] = (), num_bins: int = 30) -> Targets:
-  """Targets from held-out dataset trajectories (best/middle).
-
-  `edges` [B+1] are the conditioning feature's bins (None: computed over the whole dataset `trajs`,
-  num_bins bins). `score_features` are extra features to score (e.g. BDT's reward and x_velocity),
-  each binned over the whole dataset. `cond [M,T,C]` is the open-loop schedule of `conditioning`.
-  """
-  indices = np.asarray(indices)
-  if edges is None:
-    edges = _dataset_edges(trajs, feature, num_bins)
-  edges = np.asarray(edges, np.float32)
-  sel = trajs.select(indices)
-  mask = sel.mask()
-  values = np.asarray(hindsight.feature_values(sel, feature), np.float32) * mask
-  lengths = np.asarray(sel.lengths, np.int32)
-  histograms = _histograms(values, mask, edges)
-  cond = open_loop_cond(values, mask, edges, conditioning, rtg_scale, gamma)
-  reads_demo = hindsight.CONDITIONING_LABELS.get(conditioning).encoder_window  # BDT: demo states for the encoder
-  scored = [(feature, edges, histograms)]
-  for name in score_features:
-    if name == feature:
-      continue
-    f_edges = _dataset_edges(trajs, name, len(edges) - 1)
-    f_values = np.asarray(hindsight.feature_values(sel, name), np.float32)
-    scored.append((name, f_edges.astype(np.float32), _histograms(f_values, mask, f_edges)))
-  return Targets(
-      names=tuple(names), feature=feature, conditioning=conditioning, edges=edges, values=values,
-      lengths=lengths, histograms=histograms, cond=cond, totals=values.sum(-1),
-      returns=np.asarray(sel.returns(), np.float32),
-      demo_states=np.asarray(sel.observations, np.float32) if reads_demo else None,
-      score_features=tuple(scored), rtg_scale=float(rtg_scale), gamma=float(gamma))
-
-
-def mixture_histogram(h1, h2, w: float = 0.5) -> np.ndarray:
-  """w * h1 + (1 - w) * h2, renormalised ([..., B]); e.g. a bimodal forward/backflip target."""
-  h = w * np.asarray(h1, np.float64) + (1.0 - w) * np.asarray(h2, np.float64)
-  return (h / h.sum(-1, keepdims=True)).astype(np.float32)
-
-
-def synthetic_targets(histograms, names, edges, length: int, feature: str = "reward", conditioning: str = "histogram",
-                      rtg_scale: float = hindsight.DEFAULT_RTG_SCALE) -> Targets:
-  """Targets given only as distributions p* [M, B] over `edges` [B+1], rolled out for `length` steps.
-
-  There is no per-step h_t: the open-loop schedule feeds p* at every step (histogram), or the expected
-  future sum (length - t) * E_p*[phi] / rtg_scale (rtg); closed_loop updates from what was achieved.
-  """
-  p = np.asarray(histograms, np.float32)
-  p = p / p.sum(-1, keepdims=True)
-  edges = np.asarray(edges, np.float32)
-  m, b = p.shape
-  if len(edges) != b + 1:
-    raise ValueError(f"synthetic histograms have {b} bins but edges define {len(edges) - 1}")
-  if conditioning == "anticausal":
-    raise ValueError("BDT ('anticausal') is conditioned on demonstration states; synthetic targets have none")
-  mean = p @ np.asarray(hindsight.bin_centers(edges))  # [M]
-  steps_left = (length - np.arange(length)).astype(np.float32)  # [T]
-  cond_by_kind = {
-      "histogram": np.broadcast_to(p[:, None, :], (m, length, b)),
-      "rtg": (mean[:, None] * steps_left[None, :] / rtg_scale)[..., None],
-      "none": np.zeros((m, length, 1), np.float32),
-  }
-  if conditioning not in cond_by_kind:
-    raise KeyError(f"unknown conditioning {conditioning!r}; expected one of {sorted(cond_by_kind)}")
-  return Targets(
-      names=tuple(names), feature=feature, conditioning=conditioning, edges=edges,
-      values=np.zeros((m, length), np.float32), lengths=np.full((m,), length, np.int32), histograms=p,
-      cond=np.ascontiguousarray(cond_by_kind[conditioning], np.float32), totals=(mean * length).astype(np.float32),
-      returns=np.full((m,), np.nan, np.float32), demo_states=None, score_features=((feature, edges, p),),
-      rtg_scale=float(rtg_scale), gamma=1.0)
+# The keys an evaluation reads from the config's `eval` block (their defaults live in the config files).
+EVAL_KEYS = ("episodes_per_target", "schedule", "xvel_offset_like_gdt", "chunk_steps", "plots")
 
 
 # ----------------------------------------------------------------------------------------------
 # Conditioning schedules (pure jnp; E = number of parallel envs)
-
-
-class ScheduleStep(NamedTuple):
-  """What a schedule may read at rollout step t (per env)."""
-  t: jax.Array  # [] int
-  precomputed: jax.Array  # [E, C] the target's open-loop conditioning at index t
-  histogram: jax.Array  # [E, B] target distribution p*
-  length: jax.Array  # [E] target length T
-  total: jax.Array  # [E] target feature sum
-  counts: jax.Array  # [E, B] bin counts of the feature achieved at steps < t
-  achieved_sum: jax.Array  # [E] feature sum achieved at steps < t
-  rtg_scale: float
-
-
-def closed_loop_histogram(histogram: jax.Array, length: jax.Array, counts: jax.Array) -> jax.Array:
-  """normalise(max(0, T p* - counts)); p* once the target's mass is used up. [E,B],[E],[E,B] -> [E,B]."""
-  left = jnp.maximum(0.0, length[..., None] * histogram - counts)
-  mass = left.sum(-1, keepdims=True)
-  return jnp.where(mass > 0, left / jnp.where(mass > 0, mass, 1.0), histogram)
-
-
-def closed_loop_rtg(total: jax.Array, achieved_sum: jax.Array, rtg_scale: float) -> jax.Array:
-  """(target sum - achieved sum) / rtg_scale: DT's "subtract the received reward". [E],[E] -> [E,1]."""
-  return ((total - achieved_sum) / rtg_scale)[..., None]
-
-
-CLOSED_LOOP = Registry("closed-loop conditioning")
-CLOSED_LOOP.register("histogram", lambda s: closed_loop_histogram(s.histogram, s.length, s.counts))
-CLOSED_LOOP.register("rtg", lambda s: closed_loop_rtg(s.total, s.achieved_sum, s.rtg_scale))
-CLOSED_LOOP.register("none", lambda s: s.precomputed)
 
 SCHEDULES = Registry("conditioning schedule")
 
@@ -237,17 +52,15 @@ def open_loop(conditioning: str, step: ScheduleStep) -> jax.Array:
 
 @SCHEDULES.register("closed_loop")
 def closed_loop(conditioning: str, step: ScheduleStep) -> jax.Array:
-  """Updated from what was achieved so far (see `closed_loop_histogram`, `closed_loop_rtg`). -> [E,C]."""
-  return CLOSED_LOOP.get(conditioning)(step)
+  """Updated from what was achieved so far (the kind's `closed_loop` in gdt.conditioning). -> [E,C]."""
+  return CONDITIONINGS.get(conditioning).closed_loop(step)
 
 
 # ----------------------------------------------------------------------------------------------
-# Batched rollout
+# The policy step of the batched rollout
 
 
 class _Carry(NamedTuple):
-  env_state: Any
-  alive: jax.Array  # [E] bool
   states: jax.Array  # [E, K, S] normalised
   actions: jax.Array  # [E, K, A]
   cond: jax.Array  # [E, K, C]
@@ -261,9 +74,10 @@ def _push(buffer: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _feature_fn(name: str, env_name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """(obs [E,S], reward [E]) -> phi [E], via the hindsight feature registry (one definition of phi)."""
-  fn = hindsight.FEATURES.get(name)
+  """(obs [E,S], reward [E]) -> phi [E], via `hindsight.get_feature` (one definition of phi, registered features
+  and observation-layout names alike)."""
   metadata = {"env": env_name, "observation_layout": gdt_envs.observation_layout(env_name)}
+  fn = hindsight.get_feature(name, metadata)
 
   def feature(obs, reward):
     data = {"observations": obs[:, None], "rewards": reward[:, None]}
@@ -292,10 +106,10 @@ def encoder_window(demo_states: jax.Array, lengths: jax.Array, t: jax.Array, con
 @functools.lru_cache(maxsize=16)
 def _rollout_fns(model, env_name: str, backend: str, context_length: int, conditioning: str, schedule: str,
                  features: tuple[str, ...], xvel_offset_like_gdt: bool, chunk_steps: int):
-  """(reset, run_chunk) jit'd for one model/env/protocol; shapes of targets and batch are traced.
+  """(env, run_chunk) for one model/env/protocol: the core rollout's chunk with the GDT policy step.
 
-  reset(rng [2], num_envs) -> carry. run_chunk(params, norm, target_arrays, env_target [E], carry, t0)
-  -> (carry, per-step outputs [chunk, E, ...]).
+  The chunk's inputs are {'params', 'norm': (mean, std), 'tgt': target arrays, 'env_target': [E]}; shapes of
+  targets and batch are traced, so new params or targets of the same shapes reuse the compilation.
   """
   env = gdt_envs.make(env_name, backend=backend)
   k = context_length
@@ -303,26 +117,19 @@ def _rollout_fns(model, env_name: str, backend: str, context_length: int, condit
   max_t = model.max_timestep
   feature_fns = [_feature_fn(f, env_name) for f in features]
   schedule_fn = SCHEDULES.get(schedule)
-  reads_demo = hindsight.CONDITIONING_LABELS.get(conditioning).encoder_window  # BDT: the encoder reads demo states
+  reads_demo = CONDITIONINGS.get(conditioning).reads_demo  # BDT: the encoder reads demo states
 
-  def reset(rng, num_envs: int, cond_dim: int, num_bins: int):
-    env_state = jax.vmap(env.reset)(jax.random.split(rng, num_envs))
-    s, a = env.observation_size, env.action_size
-    return _Carry(
-        env_state=env_state, alive=jnp.ones((num_envs,), bool), states=jnp.zeros((num_envs, k, s)),
-        actions=jnp.zeros((num_envs, k, a)), cond=jnp.zeros((num_envs, k, cond_dim)),
-        counts=jnp.zeros((num_envs, num_bins)), achieved_sum=jnp.zeros((num_envs,)))
-
-  def step(params, norm, tgt, env_target, carry: _Carry, t):
-    mean, std = norm
-    obs = carry.env_state.obs
-    states = _push(carry.states, (obs - mean) / std)
+  def act(inputs, carry: _Carry, env_state, t, key):
+    del key  # the policy is deterministic
+    mean, std = inputs["norm"]
+    tgt, env_target = inputs["tgt"], inputs["env_target"]
+    states = _push(carry.states, (env_state.obs - mean) / std)
     actions = _push(carry.actions, jnp.zeros_like(carry.actions[:, 0]))
-    length = tgt["lengths"][env_target]
     sched = ScheduleStep(
         t=t, precomputed=tgt["cond"][env_target, jnp.minimum(t, tgt["cond"].shape[1] - 1)],
-        histogram=tgt["histograms"][env_target], length=length.astype(jnp.float32), total=tgt["totals"][env_target],
-        counts=carry.counts, achieved_sum=carry.achieved_sum, rtg_scale=tgt["rtg_scale"])
+        histogram=tgt["histograms"][env_target], length=tgt["lengths"][env_target].astype(jnp.float32),
+        total=tgt["totals"][env_target], counts=carry.counts, achieved_sum=carry.achieved_sum,
+        rtg_scale=tgt["rtg_scale"])
     if reads_demo:
       cond_buf = carry.cond
       window = encoder_window(tgt["demo_states_norm"], tgt["lengths"], t, k, horizon, max_t,
@@ -334,28 +141,26 @@ def _rollout_fns(model, env_name: str, backend: str, context_length: int, condit
     pos = t - k + 1 + jnp.arange(k)
     mask = jnp.broadcast_to(pos >= 0, states.shape[:2])
     timesteps = jnp.broadcast_to(jnp.clip(pos, 0, max_t - 1), states.shape[:2]).astype(jnp.int32)
-    action = model.apply({"params": params}, cond_in, states, actions, timesteps, mask, deterministic=True)[:, -1]
-    actions = actions.at[:, -1].set(action)
-    nxt = jax.vmap(env.step)(carry.env_state, action)
-    valid = carry.alive & (t < length)
-    feature_obs = nxt.obs if xvel_offset_like_gdt else obs
-    phi = jnp.stack([f(feature_obs, nxt.reward) for f in feature_fns], axis=-1)  # [E, F]
-    vf = valid.astype(jnp.float32)
+    action = model.apply({"params": inputs["params"]}, cond_in, states, actions, timesteps, mask,
+                         deterministic=True)[:, -1]
+    return action, carry._replace(states=states, actions=actions.at[:, -1].set(action), cond=cond_buf)
+
+  def observe(inputs, carry: _Carry, tr: rollout.Transition):
+    tgt = inputs["tgt"]
+    feature_obs = tr.next_state.obs if xvel_offset_like_gdt else tr.state.obs
+    phi = jnp.stack([f(feature_obs, tr.next_state.reward) for f in feature_fns], axis=-1)  # [E, F]
+    vf = tr.valid.astype(jnp.float32)
     bins = jax.nn.one_hot(hindsight.bin_index(phi[:, 0], tgt["edges"]), tgt["histograms"].shape[-1])
-    counts = carry.counts + vf[:, None] * bins
-    achieved_sum = carry.achieved_sum + vf * phi[:, 0]
-    frozen = jax.tree.map(
-        lambda new, old: jnp.where(valid.reshape(valid.shape + (1,) * (new.ndim - 1)), new, old), nxt, carry.env_state)
-    alive = valid & (nxt.done == 0)
-    out = {"features": phi * vf[:, None], "rewards": nxt.reward * vf, "valid": valid, "actions": action,
-           "observations": obs}
-    return _Carry(frozen, alive, states, actions, cond_buf, counts, achieved_sum), out
+    carry = carry._replace(counts=carry.counts + vf[:, None] * bins, achieved_sum=carry.achieved_sum + vf * phi[:, 0])
+    out = {"features": phi * vf[:, None], "rewards": tr.next_state.reward * vf, "actions": tr.action,
+           "observations": tr.state.obs}
+    return carry, out
 
-  def run_chunk(params, norm, tgt, env_target, carry, t0):
-    ts = t0 + jnp.arange(chunk_steps)
-    return jax.lax.scan(lambda c, t: step(params, norm, tgt, env_target, c, t), carry, ts)
+  return env, rollout.make_chunk(env, act, observe, chunk_steps)
 
-  return jax.jit(reset, static_argnums=(1, 2, 3)), jax.jit(run_chunk)
+
+# ----------------------------------------------------------------------------------------------
+# Results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,7 +196,7 @@ class EvalResult:
                "feature": self.targets.feature, "conditioning": self.targets.conditioning}
     atomic_write_bytes(base + ".json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
     paths = {"npz": base + ".npz", "json": base + ".json"}
-    if self.protocol.get("plots", True):
+    if self.protocol["plots"]:
       for name, edges, hist in self.targets.score_features:
         path = f"{base}_{name}.png"
         plots.histogram_grid(path, self.targets.names, edges, hist, self.achieved_histograms[name],
@@ -404,85 +209,76 @@ def _w1_key(feature: str, targets: Targets) -> str:
   return "w1" if feature == targets.feature else f"w1_{feature}"
 
 
-def _eval_settings(config) -> dict:
-  if config is None:
-    return dict(EVAL_DEFAULTS)
+def eval_settings(config) -> dict:
+  """The EVAL_KEYS of an eval config block (ConfigDict or mapping); every key is required."""
   cfg = config_to_dict(config)
-  return {key: cfg.get(key, default) for key, default in EVAL_DEFAULTS.items()}
+  missing = [k for k in EVAL_KEYS if k not in cfg]
+  if missing:
+    raise KeyError(f"eval config lacks {missing}; the defaults are in experiments/configs/gdt_base.py")
+  return {k: cfg[k] for k in EVAL_KEYS}
 
 
 def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
   """Rolls out every target x episode in parallel and scores the achieved feature histograms.
 
-  `policy` is a `gdt.checkpoint.LoadedPolicy`; `config` a mapping with EVAL_DEFAULTS' keys (missing
-  keys take the defaults). Episode length = the target's length, or until the env is done.
+  `policy` is a `gdt.checkpoint.LoadedPolicy`; `targets` must carry the policy's own labels; `config` is the
+  run's eval block (EVAL_KEYS). Episode length = the target's length, or until the env is done.
   """
-  settings = _eval_settings(config)
-  if policy.conditioning != targets.conditioning:
-    raise ValueError(f"policy conditioning {policy.conditioning!r} != targets conditioning {targets.conditioning!r}")
-  if settings["schedule"] == "closed_loop" and targets.conditioning == "rtg" and targets.gamma != 1.0:
+  settings = eval_settings(config)
+  labels = targets.labels
+  if not labels.same_as(policy.labels):
+    raise ValueError(f"targets were labelled with {labels.to_json()} but the policy was trained with "
+                     f"{policy.labels.to_json()}; build targets from policy.labels")
+  if settings["schedule"] == "closed_loop" and labels.conditioning == "rtg" and labels.gamma != 1.0:
     raise ValueError("the closed-loop rtg schedule subtracts undiscounted sums: it needs gamma == 1")
   n_ep = int(settings["episodes_per_target"])
   m, t_max = targets.num_targets, targets.max_length
-  num_envs = m * n_ep
   chunk = int(min(settings["chunk_steps"], t_max))
   features = tuple(name for name, _, _ in targets.score_features)
-  reset, run_chunk = _rollout_fns(
-      policy.model, policy.env, policy.backend, int(policy.context_length), targets.conditioning,
+  env, run_chunk = _rollout_fns(
+      policy.model, policy.env, policy.backend, int(policy.context_length), labels.conditioning,
       settings["schedule"], features, bool(settings["xvel_offset_like_gdt"]), chunk)
-  mean = jnp.asarray(policy.state_mean, jnp.float32)
-  std = jnp.asarray(policy.state_std, jnp.float32)
   tgt = {"cond": jnp.asarray(targets.cond), "histograms": jnp.asarray(targets.histograms),
          "lengths": jnp.asarray(targets.lengths, jnp.int32), "totals": jnp.asarray(targets.totals),
-         "edges": jnp.asarray(targets.edges), "rtg_scale": jnp.float32(targets.rtg_scale)}
+         "edges": jnp.asarray(labels.edges), "rtg_scale": jnp.float32(labels.rtg_scale)}
   if targets.demo_states is not None:
     valid_demo = np.arange(targets.demo_states.shape[1])[None] < targets.lengths[:, None]
     tgt["demo_states_norm"] = jnp.asarray(
         (targets.demo_states - np.asarray(policy.state_mean)) / np.asarray(policy.state_std) * valid_demo[..., None],
         jnp.float32)
   env_target = jnp.repeat(jnp.arange(m), n_ep)
-  params = policy.params
+  num_envs = m * n_ep
+  inputs = {"params": policy.params, "tgt": tgt, "env_target": env_target,
+            "norm": (jnp.asarray(policy.state_mean, jnp.float32), jnp.asarray(policy.state_std, jnp.float32))}
+  s, a = env.observation_size, env.action_size
+  carry = _Carry(states=jnp.zeros((num_envs, policy.context_length, s)),
+                 actions=jnp.zeros((num_envs, policy.context_length, a)),
+                 cond=jnp.zeros((num_envs, policy.context_length, targets.cond.shape[-1])),
+                 counts=jnp.zeros((num_envs, targets.histograms.shape[-1])), achieved_sum=jnp.zeros((num_envs,)))
+  state = rollout.init_state(env, rng, targets.lengths[np.asarray(env_target)], carry)
+  res = rollout.run(run_chunk, inputs, state, t_max, chunk, rng, label="[eval] ")
 
-  t_start = time.perf_counter()
-  carry = reset(rng, num_envs, targets.cond.shape[-1], targets.histograms.shape[-1])
-  compiled = run_chunk.lower(params, (mean, std), tgt, env_target, carry, jnp.int32(0)).compile()
-  compile_s = time.perf_counter() - t_start
-  progress = Progress(t_max * num_envs, unit="env steps", label="[eval] ")
-  t_run = time.perf_counter()
-  outs = []
-  for t0 in range(0, t_max, chunk):
-    carry, out = compiled(params, (mean, std), tgt, env_target, carry, jnp.int32(t0))
-    outs.append(jax.device_get(out))
-    if t_max > chunk:
-      progress.report(min(t0 + chunk, t_max) * num_envs, {"alive": carry.alive.mean()})
-    if not bool(carry.alive.any()):
-      break
-  run_s = time.perf_counter() - t_run
-  raw = {key: np.concatenate([o[key] for o in outs], axis=0)[:t_max] for key in outs[0]}
-  steps = raw["valid"].shape[0]
+  def per_target(x):  # [E, T, ...] -> [M, n, T, ...]
+    return x.reshape((m, n_ep) + x.shape[1:])
 
-  def per_target(x):  # [T', E, ...] -> [M, n, T, ...] padded with zeros to t_max
-    x = np.moveaxis(x, 0, 1).reshape((m, n_ep, steps) + x.shape[2:])
-    pad = [(0, 0), (0, 0), (0, t_max - steps)] + [(0, 0)] * (x.ndim - 3)
-    return np.pad(x, pad)
-
-  valid = per_target(raw["valid"]).astype(bool)
-  rewards = per_target(raw["rewards"])
-  feats = per_target(raw["features"])
-  env_steps = int(valid.sum())
-  protocol = dict(settings, episodes_per_target=n_ep, compile_s=compile_s, run_s=run_s, env_steps=env_steps,
-                  env_slots=num_envs * steps, env_steps_per_s=num_envs * steps / run_s, backend=policy.backend,
-                  env=policy.env)
-  print(f"[eval] {policy.env}/{policy.conditioning}/{settings['schedule']}: {m} targets x {n_ep} episodes x "
-        f"{steps} steps = {num_envs * steps:,} env steps in {run_s:.1f}s "
-        f"({num_envs * steps / run_s:,.0f} env steps/s incl. model; compile {compile_s:.1f}s)", flush=True)
+  out = res.outputs
+  valid = per_target(out["valid"]).astype(bool)
+  rewards = per_target(out["rewards"])
+  feats = per_target(out["features"])
+  slots = num_envs * res.steps
+  protocol = dict(settings, episodes_per_target=n_ep, compile_s=res.compile_s, run_s=res.run_s,
+                  env_steps=int(valid.sum()), env_slots=slots, env_steps_per_s=slots / res.run_s,
+                  backend=policy.backend, env=policy.env)
+  print(f"[eval] {policy.env}/{labels.conditioning}/{settings['schedule']}: {m} targets x {n_ep} episodes x "
+        f"{res.steps} steps = {slots:,} env steps in {res.run_s:.1f}s "
+        f"({slots / res.run_s:,.0f} env steps/s incl. model; compile {res.compile_s:.1f}s)", flush=True)
 
   feature_arrays, achieved, rows = {}, {}, [dict() for _ in range(m)]
   returns = rewards.sum(-1)  # [M, n]
   lengths = valid.sum(-1)
   for i, (name, edges, target_hist) in enumerate(targets.score_features):
     feature_arrays[name] = feats[..., i]
-    achieved[name] = _histograms(feats[..., i], valid, edges)
+    achieved[name] = histograms(feats[..., i], valid, edges)
     w1 = np.asarray(metrics.wasserstein_1d(target_hist, achieved[name], np.asarray(hindsight.bin_centers(edges))))
     for j in range(m):
       rows[j][_w1_key(name, targets)] = float(w1[j])
@@ -492,8 +288,8 @@ def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
                "target_return": float(targets.returns[j])}
   return EvalResult(
       targets=targets, rows=tuple(rows), aggregates=_aggregate(rows), features=feature_arrays,
-      achieved_histograms=achieved, valid=valid, rewards=rewards, actions=per_target(raw["actions"]),
-      observations=per_target(raw["observations"]), protocol=protocol)
+      achieved_histograms=achieved, valid=valid, rewards=rewards, actions=per_target(out["actions"]),
+      observations=per_target(out["observations"]), protocol=protocol)
 
 
 def _group_rows(rows: Sequence[Mapping], group: str) -> list[Mapping]:

@@ -10,17 +10,14 @@ mask (True on real steps); padded steps contribute nothing and get zero rows.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdt.registry import Registry
-
-DEFAULT_RTG_SCALE = 1000.0  # DT's z = future sum / rtg_scale everywhere in gdt (gdt_reference.md §1 divides by 1000)
+from gdt.core.registry import Registry
 
 
 def _reverse_discounted_sum(x: jax.Array, mask: jax.Array, gamma: float) -> jax.Array:
@@ -171,43 +168,19 @@ def feature_values(trajs, name: str):
   return get_feature(name, metadata)(trajs, metadata)
 
 
-# --- Aggregators: fn(phi [N, T], mask [N, T], *, gamma, edges, rtg_scale) -> z [N, T, D]. ---
-
-AggregatorFn = Callable[..., jax.Array]
-AGGREGATORS: Registry[AggregatorFn] = Registry("aggregator")
+# --- Aggregators: fn(phi [N, T], mask [N, T], *, gamma, edges, rtg_scale) -> z [N, T, D]
+# (gdt.conditioning.CONDITIONINGS says which kind uses which). ---
 
 
-@AGGREGATORS.register("rtg")
-def rtg_aggregator(values, mask=None, *, gamma: float = 1.0, edges=None, rtg_scale: float = DEFAULT_RTG_SCALE):
+def rtg_aggregator(values, mask, *, gamma: float, edges, rtg_scale: float):
   """DT: discounted sum of the future divided by `rtg_scale`, [N, T] -> [N, T, 1]."""
   del edges
   return (returns_to_go(values, gamma, mask) / rtg_scale)[..., None]
 
 
-@AGGREGATORS.register("histogram")
-def histogram_aggregator(values, mask=None, *, gamma: float = 1.0, edges=None, rtg_scale: float = DEFAULT_RTG_SCALE):
+def histogram_aggregator(values, mask, *, gamma: float, edges, rtg_scale: float):
   """CDT: normalised histogram of the future on `edges` [B+1], [N, T] -> [N, T, B]."""
   del rtg_scale
   if edges is None:
     raise ValueError("the histogram aggregator needs bin edges (see hindsight.bin_edges)")
   return future_histogram(values, edges, gamma, mask)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Conditionings: how z_t is labelled from the data (the policy embeds it with gdt.models.EMBEDDERS).
-
-
-@dataclasses.dataclass(frozen=True)
-class Conditioning:
-  """aggregator: name in `AGGREGATORS` that relabels z_t (None: nothing precomputed);
-  cond_dim(config) -> width of z_t; encoder_window: the batch carries encoder_horizon-1 future states (BDT)."""
-  aggregator: str | None
-  cond_dim: Callable[[Any], int]
-  encoder_window: bool = False
-
-
-CONDITIONING_LABELS: Registry[Conditioning] = Registry("conditioning")
-CONDITIONING_LABELS.register("rtg", Conditioning("rtg", lambda c: 1))  # DT: future sum of the feature / rtg_scale
-CONDITIONING_LABELS.register("histogram", Conditioning("histogram", lambda c: c.num_bins))  # CDT
-CONDITIONING_LABELS.register("anticausal", Conditioning(None, lambda c: 1, encoder_window=True))  # BDT: learned encoder
-CONDITIONING_LABELS.register("none", Conditioning(None, lambda c: 1))  # BC: same trunk, constant z

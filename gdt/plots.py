@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gdt.workdir import atomic_write_bytes  # noqa: E402
+from gdt.core.workdir import atomic_write_bytes  # noqa: E402
 
 
 def histogram_grid(path: str, names: Sequence[str], edges: np.ndarray, target: np.ndarray, achieved: np.ndarray,

@@ -20,8 +20,10 @@ import re
 import numpy as np
 from absl import app, flags
 
-from gdt import runtime, train
-from gdt.workdir import atomic_write_bytes
+from gdt import train
+from gdt.core import runtime
+from gdt.core.config import apply_overrides
+from gdt.core.workdir import atomic_write_bytes
 
 _CONFIGS = flags.DEFINE_list("configs", ["cdt", "dt", "bc"], "config names under experiments/configs")
 _ARG = flags.DEFINE_string("arg", "", "config argument string shared by every config (env=...,feature=...)")
@@ -31,21 +33,6 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "sweep directory")
 flags.mark_flag_as_required("workdir")
 
 COLUMNS = ("w1_best", "w1_middle", "w1_all", "mean_return_all")
-
-
-def apply_overrides(config, overrides: list[str]):
-  """`a.b=value` -> config.a.b = value converted to the existing field's type (unknown keys raise)."""
-  for item in overrides:
-    key, _, value = item.partition("=")
-    *path, leaf = key.split(".")
-    node = config
-    for part in path:
-      node = node[part]
-    if leaf not in node:
-      raise ValueError(f"--set {item!r}: config has no field {key!r}")
-    old = node[leaf]
-    node[leaf] = (value.lower() in ("1", "true")) if isinstance(old, bool) else type(old)(value)
-  return config
 
 
 def run_config(name: str, seed: int):

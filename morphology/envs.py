@@ -31,7 +31,7 @@ from brax.envs.base import PipelineEnv, State, Wrapper
 from brax.envs.wrappers.training import EpisodeWrapper
 from brax.io import mjcf as brax_mjcf
 
-from gdt.registry import unknown_name_message
+from gdt.core.registry import unknown_name_message
 from morphology import components
 from morphology.components.mjcf import options_for, to_mjcf
 from morphology.tasks import Frame, Task, evaluate, make_task

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gdt.registry import Registry
+from gdt.core.registry import Registry
 from morphology import envs
 
 

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from experiments.configs import gdt_base
 from gdt import envs, evaluate, hindsight
+from gdt import targets as gdt_targets
 from gdt.checkpoint import LoadedPolicy
+from gdt.conditioning import Labels, ScheduleStep, closed_loop_histogram
 from gdt.data import Trajectories, default_metadata
 from gdt.models import GDTPolicy
 
@@ -32,9 +35,21 @@ def make_trajs(n=12, t=24, seed=0) -> Trajectories:
       default_metadata(ENV, "medium", "brax", envs.default_backend(ENV), n, envs.observation_layout(ENV)))
 
 
+def labels(conditioning: str, edges, feature: str = "x_velocity", rtg_scale: float = 1000.0) -> Labels:
+  return Labels(conditioning, feature, edges, rtg_scale, 1.0)
+
+
+def eval_config(**overrides) -> dict:
+  """The default eval block of the GDT configs with `overrides`."""
+  c = gdt_base.get_config(conditioning="histogram").eval.to_dict()
+  c.update(overrides)
+  return c
+
+
 def make_policy(conditioning: str, cond_dim: int, edges, seed=0) -> LoadedPolicy:
   model = GDTPolicy(state_dim=S, act_dim=A, conditioning=conditioning, cond_dim=cond_dim, embed_dim=16, num_layers=1,
-                    num_heads=1, max_timestep=64, z_dim=4, encoder_horizon=3)
+                    num_heads=1, dropout_rate=0.1, max_timestep=64, z_dim=4, encoder_horizon=3,
+                    bdt_unflipped_like_reference=False)
   window = K + model.encoder_horizon - 1
   cond = ({"states": jnp.zeros((1, window, S)), "timesteps": jnp.zeros((1, window), jnp.int32),
            "mask": jnp.ones((1, window), bool)} if conditioning == "anticausal" else jnp.zeros((1, K, cond_dim)))
@@ -43,8 +58,7 @@ def make_policy(conditioning: str, cond_dim: int, edges, seed=0) -> LoadedPolicy
   rs = np.random.RandomState(seed)
   return LoadedPolicy(model=model, params=params, state_mean=rs.randn(S).astype(np.float32) * 0.1,
                       state_std=rs.uniform(0.5, 2.0, S).astype(np.float32), context_length=K,
-                      conditioning=conditioning, feature="x_velocity", bin_edges=edges, rtg_scale=1000.0, gamma=1.0,
-                      env=ENV, backend=envs.default_backend(ENV))
+                      labels=labels(conditioning, edges), env=ENV, backend=envs.default_backend(ENV))
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +74,11 @@ def edges(trajs):
 @pytest.fixture(scope="module")
 def cdt(trajs, edges):
   """An open-loop CDT evaluation on 2 best + 2 middle targets, 3 episodes each, in 10-step scan chunks."""
-  _, idx, names = evaluate.split_targets(trajs, 2, 2)
-  targets = evaluate.trajectory_targets(trajs, idx, names, "x_velocity", edges, "histogram",
-                                        score_features=("reward",))
+  _, idx, names = gdt_targets.split_targets(trajs, 2, 2)
   policy = make_policy("histogram", NUM_BINS, edges)
+  targets = gdt_targets.trajectory_targets(trajs, idx, names, policy.labels, score_features=("reward",))
   rng = jax.random.PRNGKey(7)
-  result = evaluate.evaluate_policy(policy, targets, {"episodes_per_target": EPISODES, "chunk_steps": 10}, rng)
+  result = evaluate.evaluate_policy(policy, targets, eval_config(episodes_per_target=EPISODES, chunk_steps=10), rng)
   return policy, targets, result, rng
 
 
@@ -95,19 +108,19 @@ def test_split_targets_picks_ranks_and_holds_them_out():
   trajs = make_trajs(n=15)
   returns = trajs.returns()
   order = np.argsort(returns)
-  train, target, names = evaluate.split_targets(trajs, best_k=3, middle_k=3)
+  train, target, names = gdt_targets.split_targets(trajs, best_k=3, middle_k=3)
   assert names == ["best_traj_0", "best_traj_1", "best_traj_2", "middle_traj_0", "middle_traj_1", "middle_traj_2"]
   np.testing.assert_array_equal(target[:3], order[[-1, -2, -3]])  # highest return first
   np.testing.assert_array_equal(target[3:], order[[15 // 2 - 1, 15 // 2, 15 // 2 + 1]])
   assert not set(train) & set(target)
   assert sorted(set(train) | set(target)) == list(range(15))
   with pytest.raises(ValueError, match="too few"):
-    evaluate.split_targets(make_trajs(n=6), best_k=3, middle_k=3)
+    gdt_targets.split_targets(make_trajs(n=6), best_k=3, middle_k=3)
 
 
 def test_trajectory_targets_hold_the_targets_own_labels(trajs, edges):
   idx = np.array([3, 5])
-  targets = evaluate.trajectory_targets(trajs, idx, ["a", "b"], "x_velocity", edges, "histogram")
+  targets = gdt_targets.trajectory_targets(trajs, idx, ["a", "b"], labels("histogram", edges))
   sel = trajs.select(idx)
   np.testing.assert_array_equal(targets.lengths, sel.lengths)
   for i in range(2):
@@ -118,7 +131,8 @@ def test_trajectory_targets_hold_the_targets_own_labels(trajs, edges):
     np.testing.assert_allclose(targets.cond[i, 0], targets.histograms[i], atol=1e-6)  # h_0 = whole trajectory
     hist_t, _ = np.histogram(np.clip(xv[5:], edges[0], edges[-1]), edges)
     np.testing.assert_allclose(targets.cond[i, 5], hist_t / (n - 5), atol=1e-6)
-  dt = evaluate.trajectory_targets(trajs, idx, ["a", "b"], "reward", None, "rtg", rtg_scale=100.0)
+  reward_edges = hindsight.bin_edges(hindsight.feature_values(trajs, "reward"), trajs.mask(), NUM_BINS)
+  dt = gdt_targets.trajectory_targets(trajs, idx, ["a", "b"], labels("rtg", reward_edges, "reward", rtg_scale=100.0))
   n = sel.lengths[0]
   np.testing.assert_allclose(dt.cond[0, 2, 0], sel.rewards[0, 2:n].sum() * 0.01, rtol=1e-5)
   np.testing.assert_allclose(dt.totals[0], sel.rewards[0, :n].sum(), rtol=1e-5)
@@ -127,15 +141,15 @@ def test_trajectory_targets_hold_the_targets_own_labels(trajs, edges):
 def test_closed_loop_histogram_spends_the_remaining_mass():
   p = jnp.array([[0.5, 0.25, 0.25]])
   length = jnp.array([4.0])  # target counts T p* = [2, 1, 1]
-  got = evaluate.closed_loop_histogram(p, length, jnp.array([[1.0, 1.0, 0.0]]))
+  got = closed_loop_histogram(p, length, jnp.array([[1.0, 1.0, 0.0]]))
   np.testing.assert_allclose(got, [[0.5, 0.0, 0.5]])  # left [1, 0, 1]
-  overspent = evaluate.closed_loop_histogram(p, length, jnp.array([[3.0, 2.0, 1.0]]))
+  overspent = closed_loop_histogram(p, length, jnp.array([[3.0, 2.0, 1.0]]))
   np.testing.assert_allclose(overspent, p)  # nothing left: fall back to p*
-  np.testing.assert_allclose(evaluate.closed_loop_histogram(p, length, jnp.zeros((1, 3))), p)
+  np.testing.assert_allclose(closed_loop_histogram(p, length, jnp.zeros((1, 3))), p)
 
 
 def test_schedules_registry():
-  step = evaluate.ScheduleStep(
+  step = ScheduleStep(
       t=jnp.int32(3), precomputed=jnp.array([[0.1, 0.9]]), histogram=jnp.array([[0.5, 0.5]]), length=jnp.array([10.0]),
       total=jnp.array([200.0]), counts=jnp.array([[3.0, 0.0]]), achieved_sum=jnp.array([50.0]), rtg_scale=100.0)
   np.testing.assert_allclose(evaluate.SCHEDULES.get("open_loop")("histogram", step), [[0.1, 0.9]])
@@ -148,18 +162,17 @@ def test_schedules_registry():
 def test_synthetic_targets_feed_p_star_or_the_expected_sum():
   edges = np.linspace(-1.0, 1.0, 5)  # centres -0.75 -0.25 0.25 0.75
   h1, h2 = np.array([1.0, 0, 0, 0]), np.array([0, 0, 0, 1.0])
-  bimodal = evaluate.mixture_histogram(h1, h2, 0.25)
+  bimodal = gdt_targets.mixture_histogram(h1, h2, 0.25)
   np.testing.assert_allclose(bimodal, [0.25, 0, 0, 0.75])
-  t = evaluate.synthetic_targets(np.stack([bimodal, h1]), ["bimodal", "left"], edges, length=10)
+  t = gdt_targets.synthetic_targets(np.stack([bimodal, h1]), ["bimodal", "left"], labels("histogram", edges), length=10)
   assert t.cond.shape == (2, 10, 4) and t.lengths.tolist() == [10, 10]
   np.testing.assert_allclose(t.cond[0, 7], bimodal)
-  rtg = evaluate.synthetic_targets(np.stack([bimodal]), ["bimodal"], edges, length=10, conditioning="rtg",
-                                   rtg_scale=10.0)
+  rtg = gdt_targets.synthetic_targets(np.stack([bimodal]), ["bimodal"], labels("rtg", edges, rtg_scale=10.0), length=10)
   mean = 0.25 * -0.75 + 0.75 * 0.75
   np.testing.assert_allclose(rtg.cond[0, :, 0], mean * (10 - np.arange(10)) * 0.1, rtol=1e-5)
   np.testing.assert_allclose(rtg.totals, [mean * 10], rtol=1e-5)
   with pytest.raises(ValueError, match="demonstration"):
-    evaluate.synthetic_targets(np.stack([h1]), ["x"], edges, length=10, conditioning="anticausal")
+    gdt_targets.synthetic_targets(np.stack([h1]), ["x"], labels("anticausal", edges), length=10)
 
 
 def test_encoder_window_slices_and_masks_the_demo():
@@ -241,17 +254,17 @@ def test_markdown_table(cdt):
 def test_closed_loop_synthetic_rollout_with_the_reference_offset(edges):
   """Synthetic target, closed-loop histogram schedule, next-state features: the scan's actions equal a naive
   loop that recomputes h_t from the features achieved so far."""
-  p = evaluate.mixture_histogram(np.eye(NUM_BINS)[1], np.eye(NUM_BINS)[6], 0.5)
-  targets = evaluate.synthetic_targets(p[None], ["bimodal"], edges, length=12, feature="x_velocity")
+  p = gdt_targets.mixture_histogram(np.eye(NUM_BINS)[1], np.eye(NUM_BINS)[6], 0.5)
   policy = make_policy("histogram", NUM_BINS, edges, seed=1)
-  config = {"episodes_per_target": 2, "schedule": "closed_loop", "xvel_offset_like_gdt": True, "plots": False}
+  targets = gdt_targets.synthetic_targets(p[None], ["bimodal"], policy.labels, length=12)
+  config = eval_config(episodes_per_target=2, schedule="closed_loop", xvel_offset_like_gdt=True, plots=False)
   result = evaluate.evaluate_policy(policy, targets, config, jax.random.PRNGKey(3))
   obs, acts, xv = result.observations[0, 1], result.actions[0, 1], result.features["x_velocity"][0, 1]
   np.testing.assert_allclose(xv[:-1], obs[1:, XVEL], atol=1e-6)  # the feature of the NEXT state
 
   def cond(t):
     counts = np.histogram(np.clip(xv[:t], edges[0], edges[-1]), edges)[0]
-    return np.asarray(evaluate.closed_loop_histogram(jnp.asarray(p[None]), jnp.array([12.0]), counts[None] * 1.0))[0]
+    return np.asarray(closed_loop_histogram(jnp.asarray(p[None]), jnp.array([12.0]), counts[None] * 1.0))[0]
 
   steps = 10
   np.testing.assert_allclose(acts[:steps], naive_actions(policy, cond, obs, acts, steps), atol=1e-5)
@@ -260,12 +273,12 @@ def test_closed_loop_synthetic_rollout_with_the_reference_offset(edges):
 
 @pytest.mark.slow
 def test_bdt_rollout_feeds_the_demo_window(trajs, edges):
-  _, idx, names = evaluate.split_targets(trajs, 1, 1)
-  targets = evaluate.trajectory_targets(trajs, idx, names, "x_velocity", edges, "anticausal",
-                                        score_features=("reward", "x_velocity"))
-  assert [f for f, _, _ in targets.score_features] == ["x_velocity", "reward"]
+  _, idx, names = gdt_targets.split_targets(trajs, 1, 1)
   policy = make_policy("anticausal", 1, edges, seed=2)
-  result = evaluate.evaluate_policy(policy, targets, {"episodes_per_target": 2, "plots": False}, jax.random.PRNGKey(4))
+  targets = gdt_targets.trajectory_targets(trajs, idx, names, policy.labels, score_features=("reward", "x_velocity"))
+  assert [f for f, _, _ in targets.score_features] == ["x_velocity", "reward"]
+  result = evaluate.evaluate_policy(policy, targets, eval_config(episodes_per_target=2, plots=False),
+                                    jax.random.PRNGKey(4))
   h = policy.model.encoder_horizon
   demo = (targets.demo_states - policy.state_mean) / policy.state_std
   demo = demo * (np.arange(demo.shape[1])[None] < targets.lengths[:, None])[..., None]
@@ -287,7 +300,10 @@ def test_bdt_rollout_feeds_the_demo_window(trajs, edges):
 
 def test_evaluate_rejects_a_policy_target_mismatch(cdt, trajs, edges):
   policy, _, _, _ = cdt
-  _, idx, names = evaluate.split_targets(trajs, 1, 1)
-  dt_targets = evaluate.trajectory_targets(trajs, idx, names, "reward", edges, "rtg")
+  _, idx, names = gdt_targets.split_targets(trajs, 1, 1)
+  dt_targets = gdt_targets.trajectory_targets(trajs, idx, names, labels("rtg", edges, "reward"))
   with pytest.raises(ValueError, match="conditioning"):
-    evaluate.evaluate_policy(policy, dt_targets, {}, jax.random.PRNGKey(0))
+    evaluate.evaluate_policy(policy, dt_targets, eval_config(), jax.random.PRNGKey(0))
+  rescaled = gdt_targets.trajectory_targets(trajs, idx, names, labels("histogram", edges, rtg_scale=1.0))
+  with pytest.raises(ValueError, match="policy.labels"):  # same kind, another scale: still refused
+    evaluate.evaluate_policy(policy, rescaled, eval_config(), jax.random.PRNGKey(0))

@@ -114,9 +114,9 @@ def test_features_of_a_trajectories_container():
 def test_aggregators():
   values = np.array([[1.0, 2.0, 3.0, 0.0]], np.float32)
   mask = np.array([[True, True, True, False]])
-  rtg = hindsight.AGGREGATORS.get("rtg")(values, mask)
+  rtg = hindsight.rtg_aggregator(values, mask, gamma=1.0, edges=None, rtg_scale=1000.0)
   np.testing.assert_allclose(rtg[..., 0], [[6e-3, 5e-3, 3e-3, 0]], rtol=1e-6)
-  hist = hindsight.AGGREGATORS.get("histogram")(values, mask, edges=np.array([0.0, 1.5, 3.0]))
+  hist = hindsight.histogram_aggregator(values, mask, gamma=1.0, edges=np.array([0.0, 1.5, 3.0]), rtg_scale=1000.0)
   np.testing.assert_allclose(hist[0], [[1 / 3, 2 / 3], [0, 1], [0, 1], [0, 0]], atol=1e-6)
   with pytest.raises(ValueError, match="bin edges"):
-    hindsight.AGGREGATORS.get("histogram")(values, mask)
+    hindsight.histogram_aggregator(values, mask, gamma=1.0, edges=None, rtg_scale=1000.0)

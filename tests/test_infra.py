@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdt import configs, registry, runtime, workdir
+from gdt.core import config as configs, registry, runtime, workdir
 
 
 def test_registry_unknown_name_lists_closest():
@@ -67,3 +67,52 @@ def test_device_put_replicated_shim_stacks_per_device():
   np.testing.assert_array_equal(np.asarray(out["w"])[0], np.arange(3.0))
   runtime.install_brax_compat()
   assert hasattr(jax, "device_put_replicated")
+
+
+def test_both_override_parsers_read_a_value_the_same_way():
+  import ml_collections
+  for text, want in (("yes", True), ("No", False), ("1", True), ("false", False)):
+    assert configs.parse_arg(f"flag={text}", flag=False).flag is want
+    c = configs.apply_overrides(ml_collections.ConfigDict({"a": {"flag": False}}), [f"a.flag={text}"])
+    assert c.a.flag is want
+  for bad in ("maybe", "2"):
+    with pytest.raises(ValueError, match="flag"):
+      configs.parse_arg(f"flag={bad}", flag=False)
+    with pytest.raises(ValueError, match="flag"):
+      configs.apply_overrides(ml_collections.ConfigDict({"flag": False}), [f"flag={bad}"])
+  c = configs.apply_overrides(ml_collections.ConfigDict({"features": ("reward",)}), ["features=reward,x_velocity"])
+  assert c.features == ("reward", "x_velocity")
+
+
+def test_metric_writer_resume_drops_rows_after_the_checkpoint(tmp_path):
+  """A run killed after writing steps 10-30 but checkpointing only step 20 resumes at 20: step 30 must not
+  appear twice."""
+  w = workdir.MetricWriter(str(tmp_path), tensorboard=False)
+  for step in (10, 20, 30):
+    w.write(step, {"loss": step / 10})
+  w.close()
+  w = workdir.MetricWriter(str(tmp_path), tensorboard=False, resume_step=20)
+  w.write(30, {"loss": 3.5})
+  w.close()
+  assert [(r["step"], r["loss"]) for r in workdir.read_jsonl(str(tmp_path / "metrics.jsonl"))] == [
+      (10, 1.0), (20, 2.0), (30, 3.5)]
+  with open(tmp_path / "metrics.csv") as f:
+    assert f.read().splitlines() == ["step,loss", "10,1.0", "20,2.0", "30,3.5"]
+
+
+def test_core_imports_no_algorithm():
+  """gdt.core is algorithm-free: importing every core module loads nothing from gdt's algorithms or morphology."""
+  import subprocess
+  import sys
+  core = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gdt", "core")
+  modules = sorted(f"gdt.core.{f[:-3]}" for f in os.listdir(core) if f.endswith(".py") and f != "__init__.py")
+  assert {"gdt.core.trainer", "gdt.core.checkpoint", "gdt.core.rollout", "gdt.core.transformer"} <= set(modules)
+  code = ("import importlib, sys, json\n"
+          f"for m in {modules!r}: importlib.import_module(m)\n"
+          "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('gdt', 'morphology', 'experiments',"
+          " 'launch'))))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       cwd=os.path.dirname(core) + "/..")
+  loaded = json.loads(out.stdout.strip().splitlines()[-1])
+  outside = [m for m in loaded if m not in ("gdt",) and not m.startswith("gdt.core")]
+  assert not outside, f"gdt.core imported {outside}"

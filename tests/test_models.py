@@ -11,10 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdt.models import EMBEDDERS, AntiCausalEncoder, GDTPolicy, TransformerTrunk
+from experiments.configs import gdt_base
+from gdt.checkpoint import policy_kwargs
+from gdt.conditioning import CONDITIONINGS
+from gdt.core.transformer import TransformerTrunk
+from gdt.models import AntiCausalEncoder, GDTPolicy
 
 B, K, S, A, H, HORIZON, Z = 2, 6, 3, 2, 8, 3, 3
-TINY = dict(embed_dim=H, num_layers=2, num_heads=2, max_timestep=50, z_dim=Z, encoder_horizon=HORIZON)
+TINY = dict(embed_dim=H, num_layers=2, num_heads=2, dropout_rate=0.1, max_timestep=50, z_dim=Z, encoder_horizon=HORIZON)
 COND_DIM = {"rtg": 1, "histogram": 4, "none": 1, "anticausal": 1}
 
 
@@ -187,7 +191,7 @@ def test_shape_errors_name_the_problem():
   with pytest.raises(ValueError, match=r"K\+H-1 = 8 \(K=6, encoder_horizon=3\)"):
     model.apply(params, dict(acond, states=acond["states"][:, :K]), states, actions, timesteps, mask, deterministic=True)
   with pytest.raises(KeyError, match="unknown conditioning"):
-    EMBEDDERS.get("categorical")
+    CONDITIONINGS.get("categorical")
 
 
 def _num_params(model, cond):
@@ -204,8 +208,12 @@ def test_parameter_count_of_reference_config():
   embeddings = 1000 * h + (bins * h + h) + (s * h + h) + (a * h + h) + 2 * h
   want = gpt + embeddings + (h * a + a)
   assert want == 731_270
-  assert _num_params(GDTPolicy(s, a, "histogram", bins), jnp.zeros((1, 20, bins))) == want
+  def paper_size(conditioning, cond_dim):  # the model block of the GDT configs
+    config = gdt_base.get_config(conditioning=conditioning).to_dict()
+    return GDTPolicy(**policy_kwargs(config, s, a, cond_dim))
+
+  assert _num_params(paper_size("histogram", bins), jnp.zeros((1, 20, bins))) == want
   # BDT: a second trunk with its own state/timestep embeddings, LN and z head; z_dim=16 replaces the 30 bins.
   cond = {"states": jnp.zeros((1, 39, s)), "timesteps": jnp.zeros((1, 39), jnp.int32), "mask": jnp.ones((1, 39), bool)}
   encoder = gpt + 1000 * h + (s * h + h) + 2 * h + (h * 16 + 16)
-  assert _num_params(GDTPolicy(s, a, "anticausal", 1), cond) == want - (bins * h + h) + (16 * h + h) + encoder
+  assert _num_params(paper_size("anticausal", 1), cond) == want - (bins * h + h) + (16 * h + h) + encoder

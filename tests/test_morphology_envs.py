@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from gdt.workdir import Progress
+from gdt.core.workdir import Progress
 from morphology import components, envs, splits
 from morphology.components.mjcf import to_mjcf
 from morphology.tasks import evaluate

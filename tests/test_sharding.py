@@ -28,7 +28,7 @@ def _loss_curves() -> dict:
   prep = train.prepare_data(trajs, config)
   out = {"devices": jax.local_device_count()}
   for name, devices in (("one", jax.local_devices()[:1]), ("all", jax.local_devices())):
-    trainer = train.Trainer(config, S, A, prep.cond_dim, devices=devices)
+    trainer = train.GDTTrainer(config, S, A, prep.labels.cond_dim, devices=devices)
     data = trainer.put_data(prep.data)
     state = trainer.init(0)
     losses = []
@@ -54,6 +54,6 @@ def test_one_device_and_eight_devices_agree():
 
 
 if __name__ == "__main__":
-  from gdt import runtime
+  from gdt.core import runtime
   runtime.enable_compilation_cache()
   print(json.dumps(_loss_curves()))

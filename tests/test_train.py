@@ -7,9 +7,10 @@ import jax
 import jax.numpy as jnp
 
 from experiments.configs import bdt, cdt, dt
+from gdt import targets as gdt_targets
 from gdt import train
 from gdt.data import Trajectories, default_metadata, level_return_stats
-from gdt.workdir import read_jsonl
+from gdt.core.workdir import read_jsonl
 
 S, A = 17, 6
 sample = jax.jit(train.sample_batch, static_argnums=(2, 3, 4, 5))
@@ -53,7 +54,7 @@ def trajs():
 def cdt_setup(trajs):
   config = tiny(cdt)
   prep = train.prepare_data(trajs, config, np.arange(2, trajs.num_trajectories))
-  trainer = train.Trainer(config, S, A, prep.cond_dim)
+  trainer = train.GDTTrainer(config, S, A, prep.labels.cond_dim)
   return config, prep, trainer, trainer.put_data(prep.data)
 
 
@@ -152,7 +153,7 @@ def test_evaluation_conditions_on_what_training_relabels(trajs, module):
   config = tiny(module)
   prep = train.prepare_data(trajs, config)
   idx = np.array([1, 4])
-  targets = train.held_out_targets(config, trajs, idx, ["a", "b"], prep.bin_edges)
+  targets = gdt_targets.trajectory_targets(trajs, idx, ["a", "b"], prep.labels)
   t = targets.cond.shape[1]
   np.testing.assert_allclose(targets.cond, prep.data.cond[idx, :t], rtol=1e-5, atol=1e-6)
 
@@ -206,7 +207,7 @@ def test_dropout_prng_is_validated_and_seeded(trajs):
     config.model.dropout_rate = 0.3
     config.train.dropout_prng = impl
     prep = train.prepare_data(trajs, config)
-    trainer = train.Trainer(config, S, A, prep.cond_dim)
+    trainer = train.GDTTrainer(config, S, A, prep.labels.cond_dim)
     state = trainer.init(0)
     batch = train.sample_batch(trainer.put_data(prep.data), jax.random.PRNGKey(0), 8, config.context_length,
                                config.model.max_timestep)
@@ -244,7 +245,7 @@ def test_dataset_of_another_env_fails(tmp_path):
 def test_bdt_batch_feeds_the_encoder(trajs):
   config = tiny(bdt)
   prep = train.prepare_data(trajs, config)
-  trainer = train.Trainer(config, S, A, prep.cond_dim)
+  trainer = train.GDTTrainer(config, S, A, prep.labels.cond_dim)
   state = trainer.init(0)
   data = trainer.put_data(prep.data)
   batch = sample(data, jax.random.PRNGKey(0), 4, config.context_length, 1000,

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from gdt.configs import parse_arg
-from gdt.registry import Registry
+from gdt.core.config import parse_arg
+from gdt.core.registry import Registry
 
 ARGS = dict(env="halfcheetah", preset="quick", backend="", seed=0, deterministic=False, medium_fraction=1 / 3)
 ALL_LEVELS = ("random", "expert", "medium", "medium-replay", "medium-expert")

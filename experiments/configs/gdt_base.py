@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from gdt.configs import parse_arg
+from gdt.core.config import parse_arg
 
 ARGS = dict(env="halfcheetah", dataset="medium-expert", feature="x_velocity", data_dir="workdirs/data_quick", seed=0,
             steps=100_000)
@@ -54,6 +54,7 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       bdt_unflipped_like_reference=False))  # fidelity flag: BDT's z not flipped back (gdt_reference.md §3.2)
 
   c.train = ml_collections.ConfigDict(dict(
+      optimizer="adamw_warmup",  # a name in gdt.core.trainer.OPTIMIZERS
       batch_size=64, num_steps=a.steps, steps_per_call=500, learning_rate=1e-4, weight_decay=1e-4,
       warmup_steps=10_000, grad_clip_norm=0.25, checkpoint_every=10_000, max_checkpoints=3,
       uniform_traj_sampling=False,  # fidelity flag: the reference samples trajectories uniformly (§8.3)

@@ -42,10 +42,11 @@ from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as ppo_train
 
 import gdt
-from gdt import envs, runtime
+from gdt import envs
+from gdt.core import runtime
 from gdt.data.trajectories import Trajectories, dataset_path
-from gdt.registry import Registry
-from gdt.workdir import Progress, atomic_write_bytes, format_seconds, prepare_workdir
+from gdt.core.registry import Registry
+from gdt.core.workdir import Progress, atomic_write_bytes, format_seconds, prepare_workdir
 
 SNAPSHOT_DIR = "snapshots"
 PPO_DONE = "done.json"

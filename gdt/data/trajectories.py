@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gdt import __version__
-from gdt.workdir import atomic_write_bytes, config_to_dict
+from gdt.core.workdir import atomic_write_bytes, config_to_dict
 
 # Bump when the on-disk layout changes; `load` refuses files written by a newer schema.
 SCHEMA_VERSION = 1

@@ -1,6 +1,6 @@
-"""Flax modules: the GPT-2 trunk, the GDT policy and its conditioning embedders, the BDT anti-causal encoder."""
+"""Flax modules of GDT: the policy and its conditioning embedders (the trunk is gdt.core.transformer)."""
 
-from gdt.models.policy import EMBEDDERS, AntiCausalEncoder, GDTPolicy
-from gdt.models.transformer import TransformerTrunk
+from gdt.models.embedders import AntiCausalEncoder
+from gdt.models.policy import GDTPolicy
 
-__all__ = ["EMBEDDERS", "AntiCausalEncoder", "GDTPolicy", "TransformerTrunk"]
+__all__ = ["AntiCausalEncoder", "GDTPolicy"]

@@ -12,7 +12,7 @@ import itertools
 import math
 from typing import Callable, Iterable, Optional
 
-from gdt.registry import Registry
+from gdt.core.registry import Registry
 from morphology.components.description import Body, Geom, Morphology, v1_capsule, v1_child
 
 # v1 constants (components/ant.py, claw.py, centipede.py, worm.py).

@@ -18,7 +18,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from gdt.registry import unknown_name_message
+from gdt.core.registry import unknown_name_message
 from morphology.components.description import Geom, Morphology, quat_mul
 from morphology.components.kinematics import forward_positions, spawn_height
 

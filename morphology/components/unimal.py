@@ -30,7 +30,7 @@ import json
 import math
 import pathlib
 
-from gdt.registry import unknown_name_message
+from gdt.core.registry import unknown_name_message
 from morphology.components.description import (Body, Geom, Hinge, Morphology, MorphologyError,
                                                euler_to_quat)
 from morphology.components.families import FAMILIES, Family

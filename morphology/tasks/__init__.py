@@ -4,7 +4,7 @@
 `morphology.envs` fills in from an env name.
 """
 
-from gdt.registry import Registry
+from gdt.core.registry import Registry
 from morphology.tasks.base import EPISODE_LENGTH, Frame, Outcome, Task, Term, evaluate
 from morphology.tasks.push import Push
 from morphology.tasks.reach import Reach, Reach2Handsup, ReachHandsup, ReachHandsup2

@@ -1,8 +1,12 @@
-"""A workdir is the unit of a run: config.json, metrics (CSV, JSONL, TensorBoard), progress."""
+"""A workdir is the unit of a run: config.json, metrics (CSV, JSONL, TensorBoard), progress, atomic files.
+
+On a multi-process (multi-host) run only process 0 writes: `is_primary()` guards every writer here.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -11,13 +15,21 @@ import tempfile
 import time
 from typing import Any, Mapping
 
+import jax
 import numpy as np
 
 CONFIG_FILE = "config.json"
 
 
+def is_primary() -> bool:
+  """True on the process that writes files (process 0 of a multi-host run; always True on one host)."""
+  return jax.process_index() == 0
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
   """Writes via a temp file in the same directory and a rename, so readers never see half a file."""
+  if not is_primary():
+    return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
@@ -56,7 +68,6 @@ def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = 
   Keys listed in `allow_changes` (dotted paths such as "train.num_steps") may differ on resume;
   any other difference raises, naming the keys, so a resume never silently mixes two configs.
   """
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)
   new = config_to_dict(config)
   if os.path.exists(path):
@@ -67,6 +78,8 @@ def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = 
       raise ValueError(
           f"{path} was written by a run with a different config (keys: {', '.join(diffs)}); "
           "use a new --workdir or restore the old config")
+  if not is_primary():
+    return new
   atomic_write_bytes(path, (json.dumps(new, indent=2, sort_keys=True) + "\n").encode())
   return new
 
@@ -92,28 +105,50 @@ class MetricWriter:
   """Appends scalar metrics to `<workdir>/<name>.csv`, `<name>.jsonl` and TensorBoard events.
 
   The CSV header is the union of keys seen in the first write; later new keys go to JSONL and
-  TensorBoard only (and are announced once on stderr).
+  TensorBoard only (and are announced once on stderr). `resume_step`: rows after it (written by a run
+  that was killed after its last checkpoint) are dropped from every file, so a resumed run's metrics read
+  as an uninterrupted run's. Writes nothing on processes other than process 0.
   """
 
-  def __init__(self, workdir: str, name: str = "metrics", tensorboard: bool = True):
-    os.makedirs(workdir, exist_ok=True)
+  def __init__(self, workdir: str, name: str = "metrics", tensorboard: bool = True, resume_step: int | None = None):
     self.csv_path = os.path.join(workdir, f"{name}.csv")
     self.jsonl_path = os.path.join(workdir, f"{name}.jsonl")
+    self._active = is_primary()
     self._columns: list[str] | None = None
+    self._warned: set[str] = set()
+    self._tb = None
+    if not self._active:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    if resume_step is not None:
+      self._drop_rows_after(resume_step)
     if os.path.exists(self.csv_path):
       with open(self.csv_path) as f:
         header = f.readline().strip()
       self._columns = header.split(",") if header else None
-    self._warned: set[str] = set()
-    self._tb = None
     if tensorboard:
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(os.path.join(workdir, "tb", name))
+        purge = None if resume_step is None else resume_step + 1
+        self._tb = SummaryWriter(os.path.join(workdir, "tb", name), purge_step=purge)
       except ImportError:
         pass
 
+  def _drop_rows_after(self, step: int) -> None:
+    if os.path.exists(self.jsonl_path):
+      rows = [line for line in open(self.jsonl_path) if line.strip() and json.loads(line)["step"] <= step]
+      atomic_write_bytes(self.jsonl_path, "".join(rows).encode())
+    if os.path.exists(self.csv_path):
+      with open(self.csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+      kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+      with io.StringIO() as buf:
+        csv.writer(buf).writerows(kept)
+        atomic_write_bytes(self.csv_path, buf.getvalue().encode())
+
   def write(self, step: int, metrics: Mapping[str, Any]) -> None:
+    if not self._active:
+      return
     row = {"step": int(step)}
     row.update({k: _to_float(v) for k, v in metrics.items()})
     with open(self.jsonl_path, "a") as f:
@@ -169,6 +204,8 @@ class Progress:
     return " | ".join(parts)
 
   def report(self, step: int, metrics: Mapping[str, Any] | None = None) -> None:
+    if not is_primary():
+      return
     print(self.line(step, metrics), file=self.stream, flush=True)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -63,5 +63,3 @@ def unknown_name_message(kind: str, name: str, known, n: int = 5) -> str:
     hint = f"{len(known)} registered, e.g. " + ", ".join(known[:n])
   return f"unknown {kind} {name!r}; {hint}"
 
-
-Constructor = Callable[..., object]

@@ -1,9 +1,11 @@
-"""The GPT-2 trunk shared by the GDT policy, the BDT encoder and the MxT-Bench token transformer.
+"""The transformer trunk shared by every sequence model: causal or bidirectional, pre- or post-LN.
 
-Pre-LN blocks as in the reference's trajectory_gpt2.py (gdt_reference.md §5.2): input dropout,
-x += Drop(Proj(Attn(LN x))) with dropout on the attention probabilities, x += Drop(W2 ReLU(W1 LN x))
-with a 4H MLP, a final LayerNorm (eps 1e-5); kernels N(0, 0.02), zero biases, no positional
-embedding (order comes from timestep embeddings and the causal mask).
+Defaults are GPT-2's pre-LN blocks as in GDT's trajectory_gpt2.py (gdt_reference.md §5.2): input dropout,
+x += Drop(Proj(Attn(LN x))) with dropout on the attention probabilities, x += Drop(W2 ReLU(W1 LN x)) with a 4H
+MLP, a final LayerNorm (eps 1e-5); kernels N(0, 0.02), zero biases, no positional embedding (order comes from the
+caller's timestep embeddings and the causal mask). Fields select the other published variants, e.g. MxT-Bench's
+post-LN encoder (mxt_reference.md §4): `norm='post'` (x = LN(x + Drop(Attn x)), x = LN(x + Drop(MLP x))),
+`mlp_dim=512`, `kernel_init='lecun_normal'`, learned positions (`max_positions`, N(0, 1)).
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gdt.core.registry import Registry
+
 LN_EPS = 1e-5
-GPT2_INIT = nn.initializers.normal(stddev=0.02)
+KERNEL_INITS: Registry = Registry("kernel init")
+KERNEL_INITS.register("gpt2", nn.initializers.normal(stddev=0.02))
+KERNEL_INITS.register("lecun_normal", nn.initializers.lecun_normal())
+KERNEL_INITS.register("torch_linear", nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"))
+NORMS = ("pre", "post")
 
 
-def _dense(features: int, name: str) -> nn.Dense:
-  return nn.Dense(features, kernel_init=GPT2_INIT, bias_init=nn.initializers.zeros, name=name)
+def _dense(features: int, name: str, kernel_init: str) -> nn.Dense:
+  return nn.Dense(features, kernel_init=KERNEL_INITS.get(kernel_init), bias_init=nn.initializers.zeros, name=name)
 
 
 def attention_mask(mask: jax.Array, causal: bool, band: int | None) -> jax.Array:
@@ -51,12 +59,13 @@ class SelfAttention(nn.Module):
   num_heads: int
   embed_dim: int
   dropout_rate: float
+  kernel_init: str = "gpt2"
 
   @nn.compact
   def __call__(self, x: jax.Array, allowed: jax.Array, deterministic: bool) -> jax.Array:
     batch, length, _ = x.shape
     head_dim = self.embed_dim // self.num_heads
-    qkv = _dense(3 * self.embed_dim, "qkv")(x).reshape(batch, length, 3, self.num_heads, head_dim)
+    qkv = _dense(3 * self.embed_dim, "qkv", self.kernel_init)(x).reshape(batch, length, 3, self.num_heads, head_dim)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, heads, d]
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / jnp.sqrt(head_dim).astype(jnp.float32)
     logits = jnp.where(allowed, logits, jnp.finfo(jnp.float32).min)
@@ -65,24 +74,31 @@ class SelfAttention(nn.Module):
     probs = jnp.where(allowed, jax.nn.softmax(logits, axis=-1), 0.0).astype(x.dtype)
     probs = nn.Dropout(self.dropout_rate)(probs, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(batch, length, self.embed_dim)
-    return _dense(self.embed_dim, "proj")(out)
+    return _dense(self.embed_dim, "proj", self.kernel_init)(out)
 
 
 class Block(nn.Module):
-  """One pre-LN GPT-2 block."""
+  """One transformer block: pre-LN (GPT-2) or post-LN (the original / PyTorch default)."""
 
   num_heads: int
   embed_dim: int
   dropout_rate: float
+  mlp_dim: int
+  norm: str = "pre"
+  kernel_init: str = "gpt2"
 
   @nn.compact
   def __call__(self, x: jax.Array, allowed: jax.Array, deterministic: bool) -> jax.Array:
-    h = SelfAttention(self.num_heads, self.embed_dim, self.dropout_rate, name="attn")(
-        nn.LayerNorm(epsilon=LN_EPS, name="ln1")(x), allowed, deterministic)
+    ln1, ln2 = nn.LayerNorm(epsilon=LN_EPS, name="ln1"), nn.LayerNorm(epsilon=LN_EPS, name="ln2")
+    pre = self.norm == "pre"
+    attn = SelfAttention(self.num_heads, self.embed_dim, self.dropout_rate, self.kernel_init, name="attn")
+    x = x + nn.Dropout(self.dropout_rate)(attn(ln1(x) if pre else x, allowed, deterministic),
+                                          deterministic=deterministic)
+    x = x if pre else ln1(x)
+    h = _dense(self.mlp_dim, "fc", self.kernel_init)(ln2(x) if pre else x)
+    h = _dense(self.embed_dim, "fc_out", self.kernel_init)(nn.relu(h))
     x = x + nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
-    h = _dense(4 * self.embed_dim, "fc")(nn.LayerNorm(epsilon=LN_EPS, name="ln2")(x))
-    h = _dense(self.embed_dim, "fc_out")(nn.relu(h))
-    return x + nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+    return x if pre else ln2(x)
 
 
 class TransformerTrunk(nn.Module):
@@ -99,6 +115,10 @@ class TransformerTrunk(nn.Module):
   num_heads: int
   embed_dim: int
   dropout_rate: float = 0.1
+  norm: str = "pre"  # 'pre' (GPT-2) or 'post'
+  mlp_dim: int | None = None  # None: 4 * embed_dim
+  kernel_init: str = "gpt2"  # a name in KERNEL_INITS
+  max_positions: int | None = None  # learned absolute positions over the first max_positions tokens; None: none
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool, causal: bool = True,
@@ -111,9 +131,18 @@ class TransformerTrunk(nn.Module):
       raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
     if band is not None and band < 1:
       raise ValueError(f"band must be >= 1 (self included), got {band}")
+    if self.norm not in NORMS:
+      raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
     mask = mask.astype(bool)
+    if self.max_positions is not None:
+      if x.shape[1] > self.max_positions:
+        raise ValueError(f"{x.shape[1]} tokens exceed max_positions={self.max_positions}")
+      table = self.param("positions", nn.initializers.normal(stddev=1.0), (self.max_positions, self.embed_dim))
+      x = x + table[:x.shape[1]]
     x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    mlp_dim = self.mlp_dim or 4 * self.embed_dim
     for layer, layer_band in enumerate(layer_bands(band, self.num_layers)):
       allowed = attention_mask(mask, causal, layer_band)
-      x = Block(self.num_heads, self.embed_dim, self.dropout_rate, name=f"block_{layer}")(x, allowed, deterministic)
+      x = Block(self.num_heads, self.embed_dim, self.dropout_rate, mlp_dim, self.norm, self.kernel_init,
+                name=f"block_{layer}")(x, allowed, deterministic)
     return nn.LayerNorm(epsilon=LN_EPS, name="ln_f")(x)
