@@ -29,10 +29,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.configs import cdt  # noqa: E402
 from gdt import envs, evaluate  # noqa: E402
+from gdt.checkpoint import LoadedPolicy, policy_kwargs  # noqa: E402
+from gdt.conditioning import Labels  # noqa: E402
 from gdt.core import runtime  # noqa: E402
-from gdt.checkpoint import LoadedPolicy  # noqa: E402
 from gdt.models import GDTPolicy  # noqa: E402
+from gdt.targets import synthetic_targets  # noqa: E402
 
 NUM_BINS = 30
 
@@ -40,16 +43,17 @@ NUM_BINS = 30
 def make_policy(env: str, context_length: int, embed_dim: int, num_layers: int) -> LoadedPolicy:
   e = envs.make(env)
   s, a = e.observation_size, e.action_size
-  model = GDTPolicy(state_dim=s, act_dim=a, conditioning="histogram", cond_dim=NUM_BINS, embed_dim=embed_dim,
-                    num_layers=num_layers, num_heads=1)
+  config = cdt.get_config().to_dict()
+  config["model"].update(embed_dim=embed_dim, num_layers=num_layers, num_heads=1)
+  model = GDTPolicy(**policy_kwargs(config, s, a, NUM_BINS))
   k = context_length
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, k, NUM_BINS)), jnp.zeros((1, k, s)), jnp.zeros((1, k, a)),
                       jnp.zeros((1, k), jnp.int32), jnp.ones((1, k), bool), deterministic=True)["params"]
   edges = np.linspace(-5.0, 15.0, NUM_BINS + 1).astype(np.float32)
   return LoadedPolicy(model=model, params=params, state_mean=np.zeros(s, np.float32),
-                      state_std=np.ones(s, np.float32), context_length=k, conditioning="histogram",
-                      feature="x_velocity", bin_edges=edges, rtg_scale=1000.0, gamma=1.0, env=env,
-                      backend=envs.default_backend(env))
+                      state_std=np.ones(s, np.float32), context_length=k,
+                      labels=Labels("histogram", "x_velocity", edges, config["rtg_scale"], config["gamma"]), env=env,
+                      backend=envs.default_backend(env), config=config)
 
 
 def serial_steps_per_s(policy: LoadedPolicy, cond: np.ndarray, steps: int, warmup: int = 5) -> float:
@@ -95,14 +99,13 @@ def main():
   policy = make_policy(args.env, args.context_length, args.embed_dim, args.num_layers)
   rs = np.random.RandomState(0)
   hists = rs.dirichlet(np.ones(NUM_BINS), size=args.targets).astype(np.float32)
-  targets = evaluate.synthetic_targets(hists, [f"target_{i}" for i in range(args.targets)], policy.bin_edges,
-                                       length=args.steps, feature="x_velocity")
+  targets = synthetic_targets(hists, [f"target_{i}" for i in range(args.targets)], policy.labels, length=args.steps)
   print(f"{jax.devices()[0].platform} x{jax.device_count()}, {args.env} ({policy.backend}), model "
         f"{args.num_layers} layers x {args.embed_dim}, K {args.context_length}; "
         f"{args.targets} targets x {args.episodes} episodes x {args.steps} steps", flush=True)
   result = evaluate.evaluate_policy(
-      policy, targets, {"episodes_per_target": args.episodes, "chunk_steps": args.chunk_steps, "plots": False},
-      jax.random.PRNGKey(1))
+      policy, targets, dict(policy.config["eval"], episodes_per_target=args.episodes, chunk_steps=args.chunk_steps,
+                            plots=False), jax.random.PRNGKey(1))
   p = result.protocol
   batched = p["env_steps_per_s"]
   total = args.targets * args.episodes * args.steps

@@ -26,6 +26,8 @@ import numpy as np  # noqa: E402
 
 from gdt import hindsight  # noqa: E402
 
+RTG_SCALE = 1000.0  # the GDT configs' rtg_scale (experiments/configs/gdt_base.py)
+
 
 def reference_histograms(values: np.ndarray, length: int, edges: np.ndarray, gamma: float) -> np.ndarray:
   """The reference's backward recursion: per step one np.histogram of a scalar, then renormalise."""
@@ -91,7 +93,7 @@ def main():
   for name, gamma in (("rtg", 1.0), ("rtg", 0.99), ("histogram", 1.0), ("histogram", 0.99)):
     if name == "rtg":
       fn = functools.partial(hindsight.returns_to_go, gamma=gamma)
-      ref = lambda i, g=gamma: reference_rtg(values[i], lengths[i], g, hindsight.DEFAULT_RTG_SCALE)
+      ref = lambda i, g=gamma: reference_rtg(values[i], lengths[i], g, RTG_SCALE)
     else:
       fn = functools.partial(hindsight.future_histogram, edges=edges, gamma=gamma)
       ref = lambda i, g=gamma: reference_histograms(values[i], lengths[i], edges, g)

@@ -74,7 +74,7 @@ def main():
   if args.dropout_prng is not None:
     config.train.dropout_prng = args.dropout_prng
   s, a, bins = 17, 6, config.num_bins
-  trainer = train.Trainer(config, s, a, bins)
+  trainer = train.GDTTrainer(config, s, a, bins)
   data = trainer.put_data(synthetic_data(100, 1000, s, a, bins))
   state = trainer.init(0)
   n_params = sum(x.size for x in jax.tree.leaves(state.params))

@@ -1,7 +1,7 @@
 """Generalized Decision Transformer: hindsight information matching in JAX/Flax.
 
-Shared machinery (registries, workdirs and metric writers, the transformer trunk, the trainer
-skeleton and checkpoints) lives in this package; `morphology` imports it.
+The machinery shared with `morphology` (registries, workdirs, the transformer trunk, the trainer, checkpoints,
+rollouts, PPO) lives in `gdt.core`, which knows no algorithm.
 """
 
 __version__ = "0.1.0"

@@ -92,6 +92,55 @@ def test_trunk_attention_pattern_and_padding(causal, band):
   assert not _dep_matrix(fn, x, row=1)[3:, :3].any()
 
 
+def _layer_norm(x, p):
+  mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+  return (x - mu) / np.sqrt(var + 1e-5) * np.asarray(p["scale"]) + np.asarray(p["bias"])
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_trunk_norm_placement_matches_a_numpy_block(norm):
+  """One block, one head, no dropout, bidirectional, learned positions and a 5-wide MLP, against numpy."""
+  trunk = TransformerTrunk(num_layers=1, num_heads=1, embed_dim=4, dropout_rate=0.0, norm=norm, mlp_dim=5,
+                           kernel_init="lecun_normal", max_positions=6)
+  x = np.asarray(jax.random.normal(jax.random.key(2), (1, 3, 4)))
+  params = trunk.init(jax.random.key(0), x, jnp.ones((1, 3), bool), deterministic=True)["params"]
+  got = np.asarray(trunk.apply({"params": params}, x, jnp.ones((1, 3), bool), deterministic=True, causal=False))
+  b = params["block_0"]
+  assert b["fc"]["kernel"].shape == (4, 5) and params["positions"].shape == (6, 4)
+  dense = lambda h, p: h @ np.asarray(p["kernel"]) + np.asarray(p["bias"])
+
+  def attn(h):
+    q, k, v = np.split(dense(h, b["attn"]["qkv"]), 3, axis=-1)
+    logits = q @ k.transpose(0, 2, 1) / 2.0
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    return dense((w / w.sum(-1, keepdims=True)) @ v, b["attn"]["proj"])
+
+  mlp = lambda h: dense(np.maximum(dense(h, b["fc"]), 0), b["fc_out"])
+  h = x + np.asarray(params["positions"])[:3]
+  if norm == "pre":
+    h = h + attn(_layer_norm(h, b["ln1"]))
+    h = h + mlp(_layer_norm(h, b["ln2"]))
+  else:
+    h = _layer_norm(h + attn(h), b["ln1"])
+    h = _layer_norm(h + mlp(h), b["ln2"])
+  np.testing.assert_allclose(got, _layer_norm(h, params["ln_f"]), rtol=1e-4, atol=1e-5)
+
+
+def test_trunk_positions_break_permutation_equivariance():
+  """Without positions a bidirectional trunk is permutation-equivariant (tokens carry order themselves);
+  learned positions make token order matter (MxT's limb tokens)."""
+  x = jax.random.normal(jax.random.key(3), (1, 5, 8))
+  mask = jnp.ones((1, 5), bool)
+  perm = np.array([2, 0, 4, 1, 3])
+  for positions, equivariant in ((None, True), (5, False)):
+    trunk = TransformerTrunk(2, 2, 8, dropout_rate=0.0, norm="post", max_positions=positions)
+    params = trunk.init(jax.random.key(0), x, mask, deterministic=True)
+    f = lambda x, trunk=trunk, params=params: np.asarray(trunk.apply(params, x, mask, deterministic=True, causal=False))
+    assert np.allclose(f(x)[:, perm], f(x[:, perm]), atol=1e-5) == equivariant
+  with pytest.raises(ValueError, match="max_positions"):
+    TransformerTrunk(1, 1, 8, max_positions=3).init(jax.random.key(0), x, mask, deterministic=True)
+
+
 def test_trunk_rejects_bad_shapes():
   trunk = TransformerTrunk(num_layers=1, num_heads=3, embed_dim=8)
   with pytest.raises(ValueError, match="not divisible"):

@@ -40,7 +40,7 @@ def _device_put_replicated(x, devices):
 def install_brax_compat() -> None:
   """brax 0.14.2's PPO calls `jax.device_put_replicated`, removed from jax 0.10; restore it.
 
-  A no-op on a jax that still has it. Tested in tests/test_runtime.py.
+  A no-op on a jax that still has it (tests/test_infra.py checks the shim).
   """
   if not hasattr(jax, "device_put_replicated"):
     jax.device_put_replicated = _device_put_replicated
