@@ -25,7 +25,7 @@ from gdt import checkpoint as ckpt
 from gdt import envs, evaluate, hindsight, targets
 from gdt.conditioning import CONDITIONINGS, Labels
 from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop
-from gdt.core.workdir import config_to_dict, format_seconds, prepare_workdir
+from gdt.core.workdir import WorkdirLock, config_to_dict, format_seconds, prepare_workdir
 from gdt.data import Trajectories, dataset_path
 from gdt.models import GDTPolicy
 
@@ -249,20 +249,21 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
   """
   validate_config(config)
   trajs, path = load_dataset(config)
-  prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"))
-  train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
-  prep = prepare_data(trajs, config, train_idx)
-  log(f"[train] {path}: {len(train_idx)} training trajectories "
-      f"({int(trajs.select(train_idx).lengths.sum())} steps), {len(target_idx)} held-out targets")
-  trainer = GDTTrainer(config, trajs.obs_dim, trajs.act_dim, prep.labels.cond_dim)
-  backend = trajs.metadata.get("backend", envs.default_backend(config.env))
-  meta = ckpt.policy_meta(config_to_dict(config), trajs.obs_dim, trajs.act_dim, prep.state_mean, prep.state_std,
-                          prep.labels, config.env, backend)
-  t = config.train
-  train_loop(trainer, trainer.init(config.seed), trainer.put_data(prep.data), workdir, num_steps=t.num_steps,
-             steps_per_call=t.steps_per_call, checkpoint_every=t.checkpoint_every, max_checkpoints=t.max_checkpoints,
-             meta=meta, log=log)
-  return evaluate_run(config, workdir, trajs, target_idx, names, log)
+  with WorkdirLock(workdir):
+    prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"))
+    train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
+    prep = prepare_data(trajs, config, train_idx)
+    log(f"[train] {path}: {len(train_idx)} training trajectories "
+        f"({int(trajs.select(train_idx).lengths.sum())} steps), {len(target_idx)} held-out targets")
+    trainer = GDTTrainer(config, trajs.obs_dim, trajs.act_dim, prep.labels.cond_dim)
+    backend = trajs.metadata.get("backend", envs.default_backend(config.env))
+    meta = ckpt.policy_meta(config_to_dict(config), trajs.obs_dim, trajs.act_dim, prep.state_mean, prep.state_std,
+                            prep.labels, config.env, backend)
+    t = config.train
+    train_loop(trainer, trainer.init(config.seed), trainer.put_data(prep.data), workdir, num_steps=t.num_steps,
+               steps_per_call=t.steps_per_call, checkpoint_every=t.checkpoint_every,
+               max_checkpoints=t.max_checkpoints, meta=meta, log=log)
+    return evaluate_run(config, workdir, trajs, target_idx, names, log)
 
 
 def evaluate_run(config, workdir: str, trajs: Trajectories, target_idx, names, log: Callable[[str], None] = print):

@@ -116,3 +116,27 @@ def test_core_imports_no_algorithm():
   loaded = json.loads(out.stdout.strip().splitlines()[-1])
   outside = [m for m in loaded if m not in ("gdt",) and not m.startswith("gdt.core")]
   assert not outside, f"gdt.core imported {outside}"
+
+
+def test_workdir_lock_refuses_a_second_writer_and_takes_over_a_dead_ones(tmp_path):
+  import signal
+  import subprocess
+  import sys
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from gdt.core.workdir import WorkdirLock; "
+       f"lock = WorkdirLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+      stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(workdir.WorkdirBusy, match=f"'pid': {holder.pid}|\"pid\": {holder.pid}") as e:
+      workdir.WorkdirLock(str(tmp_path)).acquire()
+    assert "host" in str(e.value) and "started" in str(e.value)
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  with workdir.WorkdirLock(str(tmp_path)):  # the killed holder's lock is taken over
+    record = json.loads((tmp_path / workdir.LOCK_FILE).read_text())
+    assert record["pid"] == os.getpid()
+    with pytest.raises(workdir.WorkdirBusy):  # and held: a second lock, even in this process, is refused
+      workdir.WorkdirLock(str(tmp_path)).acquire()
+  workdir.WorkdirLock(str(tmp_path)).acquire().release()

@@ -6,10 +6,12 @@ On a multi-process (multi-host) run only process 0 writes: `is_primary()` guards
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -41,6 +43,59 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+LOCK_FILE = ".lock"
+
+
+class WorkdirBusy(RuntimeError):
+  """Another live process holds the workdir."""
+
+
+class WorkdirLock:
+  """One writer per workdir: an exclusive `flock` on `<workdir>/.lock`, which names its holder.
+
+  A second process (or a second lock in this one) refuses at once with the holder's pid, host and start time.
+  The kernel drops the lock when its holder dies however it dies, so a lock left by a killed run is simply
+  taken over (its stale record is overwritten). Use as a context manager around everything that writes.
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK_FILE)
+    self._file = None
+
+  def acquire(self) -> "WorkdirLock":
+    if not is_primary():
+      return self
+    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+    f = open(self.path, "a+")
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "an unknown process"
+      f.close()
+      raise WorkdirBusy(f"{os.path.dirname(self.path)} is in use by {holder}; wait for it to finish or use another "
+                        "--workdir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    f.flush()
+    self._file = f
+    return self
+
+  def release(self) -> None:
+    if self._file is not None:
+      fcntl.flock(self._file, fcntl.LOCK_UN)
+      self._file.close()
+      self._file = None
+
+  def __enter__(self) -> "WorkdirLock":
+    return self.acquire()
+
+  def __exit__(self, *exc) -> None:
+    self.release()
 
 
 def config_to_dict(config: Any) -> dict:
