@@ -1,5 +1,5 @@
 """A Gymnasium-style single-env view of an MxT-Bench env (numpy in/out, jitted underneath), and
-`rollout_qpos` for rendering an episode.
+`rollout_qpos` for rendering an episode (one env of `gdt.core.rollout`).
 
     env = GymEnv("ant_reach_4")
     obs, info = env.reset(seed=0)                       # obs [obs_dim] float32
@@ -12,6 +12,7 @@ dependency: the spaces are small `Box` records with `shape`, `low`, `high`, `dty
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
 import jax
@@ -19,9 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.wrappers.training import EpisodeWrapper
 
+from gdt.core import rollout
 from morphology import envs
 
 Policy = Callable[[jax.Array, jax.Array], jax.Array]  # (obs [obs_dim], rng) -> action [action_dim]
+QPOS_CHUNK_STEPS = 100  # steps per compiled chunk; the rollout stops after the chunk of the first success
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +107,8 @@ class GymEnv:
 @dataclasses.dataclass(frozen=True)
 class QposRollout:
   """One episode for rendering: qpos [T + 1, nq] (reset state first), goals [G, 3] (fixed per episode),
-  reward / success / distance [T]; `length` counts steps up to and including the first success (else T)."""
+  reward / success / distance [T]; T = `length` counts steps up to and including the first success (else the
+  step limit): MxT envs report `done` = success, and the rollout freezes an episode at its `done`."""
 
   qpos: np.ndarray
   goals: np.ndarray
@@ -122,28 +126,29 @@ def random_policy(obs: jax.Array, rng: jax.Array, action_size: int) -> jax.Array
 
 def rollout_qpos(env: envs.MorphologyTaskEnv | str, policy: Optional[Policy] = None, num_steps: Optional[int] = None,
                  seed: int = 0, backend: Optional[str] = None) -> QposRollout:
-  """Runs `policy` (default: uniform random actions) for `num_steps` (default: the episode length)
-  in one jitted scan and returns the qpos trajectory; the MJCF is in `.xml` for a MuJoCo renderer."""
+  """Runs `policy` (default: uniform random actions) for one episode of at most `num_steps` steps (default: the
+  episode length), jitted in chunks, and returns its qpos trajectory; the MJCF is in `.xml` for a MuJoCo renderer.
+
+  The episode ends at its first success (MxT's `done`), so the arrays stop there (see QposRollout).
+  """
   env = _as_env(env, backend)
   num_steps = num_steps or env.episode_length
-  if policy is None:
-    policy = lambda obs, rng: random_policy(obs, rng, env.action_size)
+  policy = policy or functools.partial(random_policy, action_size=env.action_size)
 
-  @jax.jit
-  def run(rng):
-    rng, key = jax.random.split(rng)
-    state = env.reset(key)
+  def act(inputs, carry, env_state, t, key):
+    return jax.vmap(policy)(env_state.obs, jax.random.split(key, env_state.obs.shape[0])), carry
 
-    def body(carry, _):
-      state, rng = carry
-      rng, key = jax.random.split(rng)
-      state = env.step(state, policy(state.obs, key))
-      return (state, rng), (state.pipeline_state.q, state.reward, state.info["success"], state.info["distance"])
+  def observe(inputs, carry, tr: rollout.Transition):
+    s = tr.next_state
+    return carry, dict(q=s.pipeline_state.q, reward=s.reward, success=s.info["success"], distance=s.info["distance"])
 
-    _, (q, reward, success, distance) = jax.lax.scan(body, (state, rng), None, length=num_steps)
-    return jnp.concatenate([state.pipeline_state.q[None], q]), state.info["goals"], reward, success, distance
-
-  q, goals, reward, success, distance = (np.asarray(x) for x in run(jax.random.PRNGKey(seed)))
-  hits = np.flatnonzero(success > 0)
-  length = int(hits[0]) + 1 if hits.size else num_steps
-  return QposRollout(q, goals, reward, success, distance, length, float(env.dt), env.xml)
+  reset_key, step_key = jax.random.split(jax.random.PRNGKey(seed))
+  state = rollout.init_state(env, reset_key, [num_steps], None)
+  chunk_steps = min(QPOS_CHUNK_STEPS, num_steps)
+  out = rollout.run(rollout.make_chunk(env, act, observe, chunk_steps), None, state, num_steps, chunk_steps,
+                    step_key).outputs
+  length = int(out["valid"][0].sum())
+  q, reward, success, distance = (out[k][0, :length] for k in ("q", "reward", "success", "distance"))
+  first = state.env_state
+  return QposRollout(np.concatenate([np.asarray(first.pipeline_state.q), q]), np.asarray(first.info["goals"][0]),
+                     reward, success, distance, length, float(env.dt), env.xml)

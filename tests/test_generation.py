@@ -1,55 +1,79 @@
-"""gdt.data.generation: stream splitting, and a tiny end-to-end PPO -> datasets run that resumes."""
+"""gdt.data.generation: whole-episode batches, level selection, and a tiny end-to-end PPO -> datasets run that
+resumes."""
 
 import json
 import os
+import shutil
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments.configs import data as data_configs
 from gdt import envs
+from gdt.core import ppo
 from gdt.data import Trajectories, generation
+from gdt.data.trajectories import default_metadata
 
 
-def fake_rollout_fn(ends_per_env):
-  """A rollout fn whose env i ends episodes (terminal) at the steps in ends_per_env[i]; rewards = 1."""
-
-  def run(stacked_params, snapshot_index, random_actions, rng):
-    B, L = len(snapshot_index), 10
-    terminals = np.zeros((B, L), bool)
-    for i, ends in enumerate(ends_per_env[:B]):
-      terminals[i, ends] = True
-    return dict(observations=np.arange(B * L, dtype=np.float32).reshape(B, L, 1) + 100 * snapshot_index[:, None, None],
-                actions=np.zeros((B, L, 1), np.float32), rewards=np.ones((B, L), np.float32),
-                terminals=terminals, timeouts=np.zeros((B, L), bool))
-
-  return run
+class DrawState(NamedTuple):
+  obs: jax.Array  # [1] the episode's draw u, fixed at reset
+  reward: jax.Array
+  done: jax.Array
+  t: jax.Array
 
 
-def test_rollout_streams_keeps_finished_episodes_only():
-  # Stream 0 ends episodes after steps 2 and 6 (steps 7-9 unfinished, dropped); stream 1 never ends (all
-  # dropped); stream 2 (second chunk, padded to 2 envs) ends after step 9.
-  ends = [[2, 6], [], [9]]
-  flat, episodes = generation.rollout_streams(
-      lambda p, idx, r, rng: fake_rollout_fn([ends[0], ends[1]] if idx[0] == 0 else [ends[2], []])(p, idx, r, rng),
-      None, np.array([0, 0, 1], np.int32), False, jax.random.PRNGKey(0), num_envs=2, label="test")
-  np.testing.assert_array_equal(episodes, [2, 0, 1])
-  assert flat["rewards"].shape == (7 + 10,)
-  np.testing.assert_array_equal(np.flatnonzero(flat["terminals"]), [2, 6, 16])
-  trajs = Trajectories.from_flat(flat["observations"], flat["actions"], flat["rewards"], flat["terminals"],
-                                 flat["timeouts"])
-  np.testing.assert_array_equal(trajs.lengths, [3, 4, 10])
-  assert trajs.observations[2, 0, 0] == 100  # the second chunk's stream came from snapshot 1
+class DrawEnv:
+  """An episode terminates after 2 steps if its reset draw u < 0.5, else never (it runs into the time limit);
+  the reward is the action."""
+  action_size = 1
+
+  def reset(self, key):
+    return DrawState(jax.random.uniform(key, (1,)), jnp.float32(0), jnp.float32(0), jnp.int32(0))
+
+  def step(self, state, action):
+    t = state.t + 1
+    return DrawState(state.obs, action[0], jnp.where((state.obs[0] < 0.5) & (t >= 2), 1.0, 0.0), t)
 
 
-def test_first_episode_returns_stop_at_the_first_end():
-  rewards = np.arange(12, dtype=np.float32).reshape(2, 6)
-  terminals = np.zeros((2, 6), bool)
-  timeouts = np.zeros((2, 6), bool)
-  terminals[0, 2] = True  # stream 0: steps 0-2 (0 + 1 + 2)
-  timeouts[1, 5] = True  # stream 1: the whole stream
-  np.testing.assert_array_equal(generation.first_episode_returns(rewards, terminals, timeouts), [3, 6 + 7 + 8 + 9 + 10 + 11])
+def act_with_snapshot_index(inputs, carry, env_state, t, key):
+  return jnp.broadcast_to(inputs["snapshot"][:, None].astype(jnp.float32), env_state.obs.shape), carry
+
+
+def test_collect_episodes_keeps_every_episode_whole(monkeypatch):
+  """Each env plays exactly one episode, long ones included (the old fixed-length streams dropped episodes that
+  ran past a stream's end, so long episodes were under-represented), in batches until 25 transitions."""
+  monkeypatch.setattr(generation, "ROLLOUT_CHUNK_STEPS", 4)  # several chunks per episode, the last one overrun
+  env, num_envs, episode_length, cycle = DrawEnv(), 4, 10, [0, 1, 2]
+  chunk = generation.make_episode_chunk(env, act_with_snapshot_index, episode_length)
+  out, snapshot = generation.collect_episodes(env, chunk, {}, cycle, num_envs, episode_length, 25,
+                                              jax.random.PRNGKey(0), "test")
+  n = len(snapshot)
+  trajs = Trajectories(out["observations"], out["actions"], out["rewards"], out["terminals"], out["timeouts"],
+                       out["valid"].sum(1).astype(np.int32), default_metadata("draw", "test", "brax", "-", n, {}))
+  trajs.refresh_level_returns()
+  trajs.validate()  # zero padding, ends only at the last step
+  u, last = trajs.observations[:, 0, 0], np.arange(n)
+  assert n % num_envs == 0 and 0 < (u < 0.5).sum() < n
+  # Every episode is whole: a terminal after 2 steps or a timeout at exactly episode_length.
+  np.testing.assert_array_equal(trajs.lengths, np.where(u < 0.5, 2, episode_length))
+  np.testing.assert_array_equal(trajs.terminals[last, trajs.lengths - 1], u < 0.5)
+  np.testing.assert_array_equal(trajs.timeouts[last, trajs.lengths - 1], u >= 0.5)
+  # Round robin over the cycle (equal shares), returned in snapshot order; each episode acted with its snapshot.
+  np.testing.assert_array_equal(snapshot, np.sort(np.arange(n) % len(cycle)))
+  np.testing.assert_array_equal(trajs.returns(), snapshot * trajs.lengths)
+  # The batches stopped at the first that reached 25 transitions: rollout episode k = 3 j + s is the j-th of s.
+  k = len(cycle) * (np.arange(n) - np.searchsorted(snapshot, snapshot)) + snapshot
+  assert trajs.num_transitions >= 25 > trajs.lengths[k < n - num_envs].sum()
+
+
+def test_collect_episodes_runs_every_snapshot_of_the_cycle():
+  env = DrawEnv()
+  chunk = generation.make_episode_chunk(env, act_with_snapshot_index, 3)
+  _, snapshot = generation.collect_episodes(env, chunk, {}, np.arange(5), 2, 3, 1, jax.random.PRNGKey(1), "test")
+  np.testing.assert_array_equal(snapshot, [0, 0, 1, 2, 3, 4])  # 3 batches of 2, though 1 transition was enough
 
 
 @pytest.mark.parametrize("select_by, expert_step, medium_step", [("mode", 4, 3), ("ppo_eval", 3, 1)])
@@ -61,7 +85,7 @@ def test_levels_are_chosen_by_the_configured_returns(tmp_path, select_by, expert
   g = generation.Generator(config, str(tmp_path))
   eval_returns = [0.0, 40.0, 60.0, 120.0, 100.0]  # brax PPO's sampled-action evaluation
   mode_returns = [0.0, 1.0, 2.0, 45.0, 150.0]  # acting with the mode
-  g._snapshots = [generation.Snapshot(step, r, None) for step, r in enumerate(eval_returns)]
+  g._snapshots = [ppo.Snapshot(step, r, None) for step, r in enumerate(eval_returns)]
   os.makedirs(g.run_dir)
   with open(os.path.join(g.run_dir, generation.MODE_RETURNS), "w") as f:
     json.dump({str(step): r for step, r in enumerate(mode_returns)}, f)
@@ -92,7 +116,7 @@ def test_tiny_generation_writes_datasets_and_resumes(tmp_path):
   g = generation.generate(config, workdir)
   assert g.built == list(config.levels)
   run_dir = generation.run_dir(workdir, "hopper")
-  snapshots = generation.load_snapshots(run_dir)
+  snapshots = ppo.load_snapshots(run_dir)
   assert [s.step for s in snapshots] == sorted(s.step for s in snapshots) and len(snapshots) == 4
 
   loaded = {level: Trajectories.load(g.path(level)) for level in config.levels}
@@ -102,9 +126,11 @@ def test_tiny_generation_writes_datasets_and_resumes(tmp_path):
     assert m["observation_layout"] == envs.observation_layout("hopper")
     assert m["seed"] == 0 and m["version"] and m["ppo"]["num_timesteps"] == 400
     assert len(m["policy_levels"]) == len(m["policy_steps"]) == trajs.num_trajectories
+    if level != "medium-expert":  # whole batches of whole episodes, up to the first batch reaching the target
+      assert trajs.num_trajectories % config.rollout_envs == 0 and trajs.num_transitions >= 60
     assert trajs.max_length <= 20
     ends = trajs.terminals | trajs.timeouts
-    assert ends[np.arange(trajs.num_trajectories), trajs.lengths - 1].all()  # every kept episode finished
+    assert ends[np.arange(trajs.num_trajectories), trajs.lengths - 1].all()  # every episode finished
     assert not (trajs.timeouts & (trajs.lengths[:, None] < 20)).any()  # timeouts only at the step limit
     assert np.isfinite(trajs.observations).all()
     short = trajs.lengths < 20  # an episode cut before the step limit ended in a fall (terminal)
@@ -131,10 +157,11 @@ def test_tiny_generation_writes_datasets_and_resumes(tmp_path):
   assert mtimes == {p: os.path.getmtime(p) for p in mtimes}
 
   # A PPO run killed after its second snapshot resumes from it and does not rewrite the earlier snapshots.
-  os.remove(os.path.join(run_dir, generation.SNAPSHOT_DIR, generation.PPO_DONE))
+  os.remove(os.path.join(run_dir, ppo.SNAPSHOT_DIR, ppo.PPO_DONE))
   for s in snapshots[2:]:
-    os.remove(generation.snapshot_path(run_dir, s.step))
-  kept = {s.step: os.path.getmtime(generation.snapshot_path(run_dir, s.step)) for s in snapshots[:2]}
-  resumed = generation.train_ppo(envs.make("hopper"), config, run_dir)
+    shutil.rmtree(ppo.snapshot_path(run_dir, s.step))
+  kept = {s.step: os.path.getmtime(ppo.snapshot_path(run_dir, s.step)) for s in snapshots[:2]}
+  resumed = ppo.train_ppo(envs.make("hopper"), config.ppo, run_dir, seed=config.seed,
+                          episode_length=config.episode_length)
   assert resumed[-1].step >= config.ppo.num_timesteps
-  assert {s.step: os.path.getmtime(generation.snapshot_path(run_dir, s.step)) for s in snapshots[:2]} == kept
+  assert {s.step: os.path.getmtime(ppo.snapshot_path(run_dir, s.step)) for s in snapshots[:2]} == kept

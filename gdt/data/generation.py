@@ -3,12 +3,13 @@
 Workdir layout (several envs share one): `runs/{env}/` holds config.json, PPO snapshots and the env's
 summary.md; `datasets/{env}-{level}.npz` the datasets; `summary.md` every env's table. Stages, each
 resumable from its files:
-  1. PPO (`brax.training.agents.ppo.train`). Every evaluation writes `runs/{env}/snapshots/step_<n>.pkl`
-     (params = (normaliser, policy, value), eval return); `snapshots/done.json` marks the end. A killed
-     run restarts from the last snapshot's params (optimiser state and PPO's env states start afresh).
-  2. One dataset per level (`gdt.data.Trajectories`). Rollouts are one jit'd `lax.scan` of
-     `episode_length` steps over `rollout_envs` envs, each env driven by its own snapshot and reset after
-     a terminal (`done`) or `episode_length` steps (timeout); a stream's unfinished last episode is dropped.
+  1. PPO (`gdt.core.ppo.train_ppo`): one orbax snapshot per evaluation in `runs/{env}/snapshots/`; a killed
+     run restarts from the last snapshot's params.
+  2. One dataset per level (`gdt.data.Trajectories`) of whole episodes. Batches of `rollout_envs` envs run
+     (`gdt.core.rollout`, one compiled chunk for every batch and level) until the level holds
+     `transitions_per_level` transitions; each env plays one episode driven by its own snapshot, until a
+     terminal (`done`) or `episode_length` steps (a timeout). No episode is cut or dropped, so long episodes
+     are represented as often as the behaviour policy plays them.
   3. Summaries: mean ± std return per level.
 Levels are a registry; a level builds the levels it depends on first (medium needs random and expert).
 
@@ -23,13 +24,9 @@ Which snapshots are "expert" and "medium" is decided by a return per snapshot, `
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import glob
 import json
 import os
-import pickle
-import re
 import time
 import zlib
 from typing import Callable
@@ -37,211 +34,103 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.training.acme import running_statistics
-from brax.training.agents.ppo import networks as ppo_networks
-from brax.training.agents.ppo import train as ppo_train
 
 import gdt
 from gdt import envs
-from gdt.core import runtime
-from gdt.data.trajectories import Trajectories, dataset_path
+from gdt.core import rollout
+from gdt.core.ppo import Snapshot, make_policy_factory, stack_snapshots, train_ppo
 from gdt.core.registry import Registry
 from gdt.core.workdir import Progress, atomic_write_bytes, format_seconds, prepare_workdir
+from gdt.data.trajectories import Trajectories, dataset_path
 
-SNAPSHOT_DIR = "snapshots"
-PPO_DONE = "done.json"
 RUNS_DIR = "runs"
 SUMMARY = "summary.md"
 MODE_RETURNS = "mode_returns.json"
+ROLLOUT_CHUNK_STEPS = 100  # steps per compiled chunk; a batch stops after the chunk its last episode ended in
 MEDIUM_REPLAY_NOTE = (
     "rollouts of every PPO policy snapshot up to and including the medium one, in training order; "
     "brax PPO does not expose its training batches, so this is not PPO's own replay data")
 
 
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-  """A PPO policy at `step` env steps: params = (normaliser state, policy params, value params)."""
-  step: int
-  eval_return: float
-  params: tuple
-
-
-# ----------------------------------------------------------------------------------------- PPO
-
-def _network_factory(ppo_config):
-  return functools.partial(
-      ppo_networks.make_ppo_networks,
-      policy_hidden_layer_sizes=tuple(ppo_config.policy_hidden_layer_sizes),
-      value_hidden_layer_sizes=tuple(ppo_config.value_hidden_layer_sizes))
-
-
-def make_policy_factory(env, ppo_config) -> Callable:
-  """-> brax `make_policy(params, deterministic)` for `env`, rebuilt without training code."""
-  normalize = running_statistics.normalize if ppo_config.normalize_observations else (lambda x, _: x)
-  network = _network_factory(ppo_config)(env.observation_size, env.action_size,
-                                         preprocess_observations_fn=normalize)
-  return ppo_networks.make_inference_fn(network)
-
-
-def snapshot_path(workdir: str, step: int) -> str:
-  return os.path.join(workdir, SNAPSHOT_DIR, f"step_{step:012d}.pkl")
-
-
-def load_snapshots(workdir: str) -> list[Snapshot]:
-  """All snapshots in `workdir/snapshots`, in training order."""
-  out = []
-  for path in glob.glob(os.path.join(workdir, SNAPSHOT_DIR, "step_*.pkl")):
-    if re.fullmatch(r"step_\d+\.pkl", os.path.basename(path)):
-      with open(path, "rb") as f:
-        out.append(Snapshot(**pickle.load(f)))
-  return sorted(out, key=lambda s: s.step)
-
-
-def _save_snapshot(workdir: str, snapshot: Snapshot) -> None:
-  # vars, not dataclasses.asdict: asdict would turn brax's normaliser state into a dict.
-  atomic_write_bytes(snapshot_path(workdir, snapshot.step), pickle.dumps(vars(snapshot)))
-
-
-def ppo_kwargs(ppo_config) -> dict:
-  """The `ppo.train` keyword arguments of a config's `ppo` block (network sizes go to the factory)."""
-  kwargs = dict(ppo_config)
-  for key in ("policy_hidden_layer_sizes", "value_hidden_layer_sizes"):
-    kwargs.pop(key)
-  return kwargs
-
-
-def train_ppo(env, config, workdir: str) -> list[Snapshot]:
-  """Trains (or resumes, or skips) PPO; returns the snapshots in training order."""
-  snapshots = load_snapshots(workdir)
-  done_path = os.path.join(workdir, SNAPSHOT_DIR, PPO_DONE)
-  if os.path.exists(done_path):
-    print(f"[ppo] done ({len(snapshots)} snapshots in {workdir}/{SNAPSHOT_DIR}); skipping training", flush=True)
-    return snapshots
-  runtime.install_brax_compat()
-  ppo = config.ppo
-  total = ppo.num_timesteps
-  start = snapshots[-1].step if snapshots else 0
-  evals_left = max(1, round((ppo.num_evals - 1) * (total - start) / total))
-  if start:
-    print(f"[ppo] resuming from the step-{start} snapshot: {total - start} env steps, {evals_left} evals left",
-          flush=True)
-  t0 = time.perf_counter()
-  progress = Progress(total=total, start=start, unit="env steps", label="[ppo] ")
-  params_at, returns_at = {}, {}
-
-  # brax calls policy_params_fn and progress_fn once per evaluation, in either order; a snapshot is
-  # written once both the params and the eval return of a step are known.
-  def record(step):
-    if step in params_at and step in returns_at and not os.path.exists(snapshot_path(workdir, step)):
-      _save_snapshot(workdir, Snapshot(step, returns_at[step], params_at.pop(step)))
-
-  def policy_params_fn(step, make_policy, params):
-    del make_policy
-    params_at[start + step] = jax.device_get(params)
-    record(start + step)
-
-  def progress_fn(step, metrics):
-    step = start + step
-    returns_at[step] = float(metrics["eval/episode_reward"])
-    progress.report(min(step, total), {"eval_return": returns_at[step],
-                                       "eval_return_std": metrics["eval/episode_reward_std"]})
-    record(step)
-
-  kwargs = ppo_kwargs(ppo)
-  kwargs.update(num_timesteps=total - start, num_evals=evals_left + 1, episode_length=config.episode_length,
-                seed=config.seed + start)
-  ppo_train.train(
-      environment=env, network_factory=_network_factory(ppo), progress_fn=progress_fn,
-      policy_params_fn=policy_params_fn, restore_params=snapshots[-1].params if snapshots else None, **kwargs)
-  snapshots = load_snapshots(workdir)
-  atomic_write_bytes(done_path, json.dumps({"final_step": snapshots[-1].step, "num_snapshots": len(snapshots),
-                                            "seconds": time.perf_counter() - t0}).encode())
-  return snapshots
-
-
 # ------------------------------------------------------------------------------------ rollouts
 
-def make_rollout_fn(env, make_policy, num_envs: int, episode_length: int, deterministic: bool):
-  """-> jit'd fn(stacked_params [S, ...], snapshot_index [num_envs] i32, random_actions bool, rng) -> dict of [num_envs, L].
+def make_snapshot_act(make_policy: Callable, deterministic: bool) -> rollout.ActFn:
+  """A `gdt.core.rollout` act over inputs {params: (normaliser, policy) stacked [S, ...], snapshot [E] i32,
+  random [] bool}: env e samples snapshot[e]'s policy (as D4RL's behaviour policies; its mode if `deterministic`),
+  or acts uniformly in [-1, 1] if `random` (traced, so the random level shares the policy levels' compilation)."""
 
-  Each env runs L = `episode_length` steps driven by snapshot `snapshot_index[i]`, resetting (fresh
-  random initial state) after a terminal (`done`) or after `episode_length` steps of an episode
-  (timeout). Actions are samples of the PPO policy's distribution (as D4RL's behaviour policies), its
-  mode if `deterministic`, or uniform in [-1, 1] if `random_actions` (a traced flag, so the random level
-  shares the policy levels' compilation). Returns observations [B, L, obs] (before the step), actions
-  [B, L, act], rewards, terminals, timeouts [B, L].
-  """
-
-  def act(params, obs, key):
+  def act_one(params, obs, key):
     action, _ = make_policy(params, deterministic=deterministic)(obs[None], key)
     return action[0]
 
-  def run(stacked_params, snapshot_index, random_actions, rng):
-    reset_key, step_key = jax.random.split(rng)
-    params = jax.tree.map(lambda x: x[snapshot_index], stacked_params)
-    state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+  def act(inputs, carry, env_state, t, key):
+    del t
+    policy_key, uniform_key = jax.random.split(key)
+    params = jax.tree.map(lambda x: x[inputs["snapshot"]], inputs["params"])
+    sampled = jax.vmap(act_one)(params, env_state.obs, jax.random.split(policy_key, env_state.obs.shape[0]))
+    uniform = jax.random.uniform(uniform_key, sampled.shape, minval=-1.0, maxval=1.0)
+    return jnp.where(inputs["random"], uniform, sampled), carry
 
-    def body(carry, key):
-      state, t = carry
-      act_key, uniform_key, reset_key = jax.random.split(key, 3)
-      action = jnp.where(random_actions,
-                         jax.random.uniform(uniform_key, (num_envs, env.action_size), minval=-1.0, maxval=1.0),
-                         jax.vmap(act)(params, state.obs, jax.random.split(act_key, num_envs)))
-      next_state = jax.vmap(env.step)(state, action)
-      terminal = next_state.done > 0
-      timeout = (t + 1 >= episode_length) & ~terminal
-      out = dict(observations=state.obs, actions=action, rewards=next_state.reward, terminals=terminal,
-                 timeouts=timeout)
-      fresh = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
-      end = terminal | timeout
-      next_state = jax.tree.map(lambda f, n: jnp.where(end.reshape((-1,) + (1,) * (n.ndim - 1)), f, n),
-                                fresh, next_state)
-      return (next_state, jnp.where(end, 0, t + 1)), out
-
-    _, out = jax.lax.scan(body, (state, jnp.zeros(num_envs, jnp.int32)), jax.random.split(step_key, episode_length))
-    return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
-
-  return jax.jit(run)
+  return act
 
 
-def rollout_streams(rollout_fn, stacked_params, stream_snapshots: np.ndarray, random_actions: bool, rng,
-                    num_envs: int, label: str) -> tuple[dict, np.ndarray]:
-  """Runs one stream per entry of `stream_snapshots` [M] (chunks of `num_envs`); drops each stream's
-  unfinished last episode. -> flat arrays over the kept steps, and episodes per stream [M]."""
-  flat = {}
-  episodes = np.zeros(len(stream_snapshots), np.int64)
-  n = len(stream_snapshots)
-  progress = Progress(total=n, unit="streams", label=f"[rollout {label}] ")
-  kept_steps, returns = 0, []
-  for c, lo in enumerate(range(0, n, num_envs)):
-    index = stream_snapshots[lo:lo + num_envs]
-    padded = np.concatenate([index, np.full(num_envs - len(index), index[-1])]).astype(np.int32)
-    out = jax.device_get(rollout_fn(stacked_params, padded, random_actions, jax.random.fold_in(rng, c)))
-    for i in range(len(index)):
-      ends = np.flatnonzero(out["terminals"][i] | out["timeouts"][i])
-      episodes[lo + i] = ends.size
-      if ends.size:
-        for k, v in out.items():
-          flat.setdefault(k, []).append(v[i, :ends[-1] + 1])
-        starts = np.concatenate([[0], ends[:-1] + 1])
-        returns += [out["rewards"][i, a:b + 1].sum() for a, b in zip(starts, ends, strict=True)]
-        kept_steps += ends[-1] + 1
-    progress.report(min(lo + num_envs, n), {"transitions": kept_steps, "episodes": len(returns),
-                                            "mean_return": np.mean(returns) if returns else float("nan")})
-  if not flat:
-    raise RuntimeError(f"[rollout {label}] no episode finished within {out['rewards'].shape[1]} steps")
-  return {k: np.concatenate(v) for k, v in flat.items()}, episodes
+def _chunk_steps(episode_length: int) -> int:
+  return min(ROLLOUT_CHUNK_STEPS, episode_length)
 
 
-def first_episode_returns(rewards, terminals, timeouts) -> np.ndarray:
-  """[B, L] stream arrays -> [B]: the return of each stream's first episode (its steps up to its first end)."""
-  ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
-  ended_before = np.cumsum(ends, axis=1) - ends
-  return (np.asarray(rewards) * (ended_before == 0)).sum(axis=1)
+def make_episode_chunk(env, act: rollout.ActFn, episode_length: int):
+  """The jit'd chunk `run_episodes` runs: records the D4RL fields of each step (terminal = the env's `done`;
+  timeout = the `episode_length`-th step of an episode that did not terminate)."""
+
+  def observe(inputs, carry, tr: rollout.Transition):
+    del inputs
+    terminal = tr.valid & (tr.next_state.done > 0)
+    timeout = tr.valid & ~terminal & (tr.t + 1 >= episode_length)
+    return carry, dict(observations=tr.state.obs, actions=tr.action, rewards=tr.next_state.reward,
+                       terminals=terminal, timeouts=timeout)
+
+  return rollout.make_chunk(env, act, observe, _chunk_steps(episode_length))
 
 
-def stack_snapshots(snapshots: list[Snapshot]):
-  return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *[s.params for s in snapshots])
+def run_episodes(env, run_chunk, inputs, num_envs: int, episode_length: int, rng, label: str | None = None) -> dict:
+  """One whole episode per env -> observations [E, L, obs], actions [E, L, act], rewards, terminals, timeouts and
+  valid [E, L] (L = episode_length; the steps after an episode's end are invalid)."""
+  reset_rng, step_rng = jax.random.split(rng)
+  state = rollout.init_state(env, reset_rng, np.full(num_envs, episode_length), None)
+  return rollout.run(run_chunk, inputs, state, episode_length, _chunk_steps(episode_length), step_rng, label).outputs
+
+
+def collect_episodes(env, run_chunk, inputs: dict, snapshot_cycle, num_envs: int, episode_length: int,
+                     min_transitions: int, rng, label: str) -> tuple[dict, np.ndarray]:
+  """Batches of `num_envs` whole episodes until they hold `min_transitions` transitions and every entry of
+  `snapshot_cycle` drove one; episode k is driven by snapshot_cycle[k % len(snapshot_cycle)] (`inputs['snapshot']`).
+
+  -> (the `run_episodes` fields [N, T, ...], zero after each episode's end, T = the longest episode; snapshot [N]),
+  sorted by snapshot index (stable: in training order, then in rollout order).
+  """
+  snapshot_cycle = np.asarray(snapshot_cycle, np.int32)
+  progress = Progress(total=min_transitions, unit="transitions", label=f"[rollout {label}] ")
+  batches, snapshots, transitions, total_return = [], [], 0, 0.0
+  while transitions < min_transitions or len(batches) * num_envs < len(snapshot_cycle):
+    index = snapshot_cycle[(len(batches) * num_envs + np.arange(num_envs)) % len(snapshot_cycle)]
+    out = run_episodes(env, run_chunk, dict(inputs, snapshot=index), num_envs, episode_length,
+                       jax.random.fold_in(rng, len(batches)), f"[rollout {label} batch {len(batches)}] ")
+    batches.append(out)
+    snapshots.append(index)
+    transitions += int(out["valid"].sum())
+    total_return += float(np.where(out["valid"], out["rewards"], 0).sum())
+    episodes = len(batches) * num_envs
+    progress.report(min(transitions, min_transitions), {"episodes": episodes, "mean_return": total_return / episodes})
+  snapshot = np.concatenate(snapshots)
+  order = np.argsort(snapshot, kind="stable")
+  valid = np.concatenate([b["valid"] for b in batches])[order]
+  T = int(valid.sum(1).max())
+
+  def gather(k):  # [N, L, ...] in `order`, zero after each episode's end, cut to T
+    x = np.concatenate([b[k] for b in batches])[order, :T]
+    return np.where(valid[:, :T].reshape(valid.shape[0], T, *(1,) * (x.ndim - 2)), x, 0).astype(x.dtype)
+
+  return {k: gather(k) for k in batches[0]}, snapshot[order]
 
 
 # -------------------------------------------------------------------------------------- levels
@@ -257,13 +146,15 @@ class Generator:
     self.env = envs.make(self.env_name, self.backend)
     self._datasets: dict[str, Trajectories] = {}
     self._snapshots: list[Snapshot] | None = None
-    self._rollout_fn = None
+    self._chunks: dict[bool, Callable] = {}  # deterministic -> the compiled-once episode chunk
+    self._policy_params = None  # the snapshots' (normaliser, policy) params stacked [S, ...]
     self.built: list[str] = []  # levels generated (not loaded) by this process, in order
 
   @property
   def snapshots(self) -> list[Snapshot]:
     if self._snapshots is None:
-      self._snapshots = train_ppo(self.env, self.config, self.run_dir)
+      self._snapshots = train_ppo(self.env, self.config.ppo, self.run_dir, seed=self.config.seed,
+                                  episode_length=self.config.episode_length)
     return self._snapshots
 
   def path(self, level: str) -> str:
@@ -301,11 +192,10 @@ class Generator:
     if not set(steps) <= set(cached):
       n, num = self.config.mode_eval_episodes, len(self.snapshots)
       t0 = time.perf_counter()
-      fn = make_rollout_fn(self.env, make_policy_factory(self.env, self.config.ppo), num * n,
-                           self.config.episode_length, deterministic=True)
-      out = fn(stack_snapshots(self.snapshots), np.repeat(np.arange(num, dtype=np.int32), n), False,
-               jax.random.PRNGKey(self.config.seed))
-      returns = first_episode_returns(out["rewards"], out["terminals"], out["timeouts"]).reshape(num, n).mean(1)
+      inputs = dict(self.policy_inputs(random_actions=False), snapshot=np.repeat(np.arange(num, dtype=np.int32), n))
+      out = run_episodes(self.env, self.episode_chunk(deterministic=True), inputs, num * n, self.config.episode_length,
+                         jax.random.PRNGKey(self.config.seed))
+      returns = np.where(out["valid"], out["rewards"], 0).sum(1).reshape(num, n).mean(1)
       cached = {step: float(r) for step, r in zip(steps, returns, strict=True)}
       atomic_write_bytes(path, json.dumps(cached, indent=1).encode())
       print(f"[data] mode returns of {num} snapshots x {n} episodes ({format_seconds(time.perf_counter() - t0)}): "
@@ -326,25 +216,34 @@ class Generator:
     candidates = range(expert) if expert > 0 else range(1)
     return min(candidates, key=lambda i: abs(returns[i] - target))
 
-  def rollout(self, level: str, stream_snapshots: np.ndarray, random_actions: bool = False) -> Trajectories:
-    """Episodes of one `episode_length`-step stream per entry of `stream_snapshots` (snapshot indices)."""
-    cfg = self.config
-    if self._rollout_fn is None:
-      self._rollout_fn = make_rollout_fn(self.env, make_policy_factory(self.env, cfg.ppo), cfg.rollout_envs,
-                                         cfg.episode_length, deterministic=cfg.policy == "deterministic")
-    rng = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), zlib.crc32(level.encode()) % 2**31)
-    flat, episodes = rollout_streams(self._rollout_fn, stack_snapshots(self.snapshots), stream_snapshots,
-                                     random_actions, rng, cfg.rollout_envs, level)
-    steps = np.repeat([-1 if random_actions else self.snapshots[i].step for i in stream_snapshots], episodes)
-    return Trajectories.from_flat(flat["observations"], flat["actions"], flat["rewards"], flat["terminals"],
-                                  flat["timeouts"], self.metadata(level, [level] * len(steps), steps.tolist()))
+  def episode_chunk(self, deterministic: bool) -> Callable:
+    """The jit'd chunk of snapshot-driven episodes, one per action mode, shared by every batch and level."""
+    if deterministic not in self._chunks:
+      act = make_snapshot_act(make_policy_factory(self.env, self.config.ppo), deterministic)
+      self._chunks[deterministic] = make_episode_chunk(self.env, act, self.config.episode_length)
+    return self._chunks[deterministic]
 
-  def num_streams(self) -> int:
-    """Streams of `episode_length` steps for `transitions_per_level` (fewer kept if episodes terminate)."""
-    return max(1, int(np.ceil(self.config.transitions_per_level / self.config.episode_length)))
+  def policy_inputs(self, random_actions: bool) -> dict:
+    """`make_snapshot_act` inputs less the per-episode `snapshot` index."""
+    if self._policy_params is None:
+      self._policy_params = stack_snapshots(self.snapshots)[:2]  # the value params do not act
+    return dict(params=self._policy_params, random=np.bool_(random_actions))
+
+  def rollout(self, level: str, snapshot_cycle, random_actions: bool = False) -> Trajectories:
+    """Whole episodes (`collect_episodes`), episode k driven by snapshot snapshot_cycle[k % len(snapshot_cycle)]."""
+    cfg = self.config
+    rng = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), zlib.crc32(level.encode()) % 2**31)
+    out, snapshot = collect_episodes(
+        self.env, self.episode_chunk(cfg.policy == "deterministic"), self.policy_inputs(random_actions),
+        snapshot_cycle, cfg.rollout_envs, cfg.episode_length, cfg.transitions_per_level, rng, level)
+    steps = [-1 if random_actions else self.snapshots[i].step for i in snapshot]
+    trajs = Trajectories(out["observations"], out["actions"], out["rewards"], out["terminals"], out["timeouts"],
+                         out["valid"].sum(1).astype(np.int32), self.metadata(level, [level] * len(steps), steps))
+    trajs.refresh_level_returns()
+    return trajs
 
   def metadata(self, level: str, policy_levels: list[str], policy_steps: list[int]) -> dict:
-    """Dataset metadata; level_returns are filled in by the Trajectories constructors."""
+    """Dataset metadata; level_returns are filled in from the trajectories."""
     cfg = self.config
     out = dict(env=self.env_name, backend=self.backend, dataset=level,
                observation_layout=envs.observation_layout(self.env_name), policy_levels=list(policy_levels),
@@ -372,25 +271,23 @@ LEVELS: Registry[Callable[[Generator], Trajectories]] = Registry("dataset level"
 
 @LEVELS.register("random")
 def _random(g: Generator) -> Trajectories:
-  return g.rollout("random", np.zeros(g.num_streams(), np.int32), random_actions=True)
+  return g.rollout("random", [0], random_actions=True)
 
 
 @LEVELS.register("expert")
 def _expert(g: Generator) -> Trajectories:
-  return g.rollout("expert", np.full(g.num_streams(), g.expert_index(), np.int32))
+  return g.rollout("expert", [g.expert_index()])
 
 
 @LEVELS.register("medium")
 def _medium(g: Generator) -> Trajectories:
-  return g.rollout("medium", np.full(g.num_streams(), g.medium_index(), np.int32))
+  return g.rollout("medium", [g.medium_index()])
 
 
 @LEVELS.register("medium-replay")
 def _medium_replay(g: Generator) -> Trajectories:
-  """Equal shares of streams for snapshots 0..medium, in training order (at least one each)."""
-  n_snap = g.medium_index() + 1
-  n = max(n_snap, g.num_streams())
-  return g.rollout("medium-replay", (np.arange(n) * n_snap // n).astype(np.int32))
+  """Equal shares of episodes (round robin, at least one each) for snapshots 0..medium, in training order."""
+  return g.rollout("medium-replay", np.arange(g.medium_index() + 1))
 
 
 @LEVELS.register("medium-expert")
