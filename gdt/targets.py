@@ -8,7 +8,7 @@ conditioned on for that trajectory.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -83,27 +83,27 @@ def histograms(values: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.nd
                    for v, m in zip(values, mask, strict=True)])
 
 
-def _dataset_edges(trajs, feature: str, num_bins: int) -> np.ndarray:
-  """Bins over every step of every trajectory (gdt_reference §2.2; targets included)."""
+def feature_edges(trajs, feature: str, num_bins: int) -> np.ndarray:
+  """`num_bins` equal bins over every real step of `trajs` of `feature` -> [num_bins + 1]."""
   values = hindsight.feature_values(trajs, feature)
   return np.asarray(hindsight.bin_edges(values, trajs.mask(), num_bins), np.float32)
 
 
-def trajectory_targets(trajs, indices, names, labels: Labels, score_features: Sequence[str] = ()) -> Targets:
+def trajectory_targets(trajs, indices, names, labels: Labels, score_edges: Mapping[str, np.ndarray] = {}) -> Targets:
   """Targets from held-out dataset trajectories (best/middle), conditioned as `labels` says.
 
-  `score_features` are extra features to score (e.g. reward besides x_velocity), each binned over the whole
-  dataset with as many bins as the labels.
+  `score_edges` maps extra features to score (e.g. reward besides x_velocity) to their W1 bins; give them the
+  bins of the same trajectories the labels' bins came from (`gdt.train.held_out_targets` does).
   """
   sel = trajs.select(np.asarray(indices))
   mask = sel.mask()
   values = np.asarray(hindsight.feature_values(sel, labels.feature), np.float32) * mask
   hist = histograms(values, mask, labels.edges)
   scored = [(labels.feature, labels.edges, hist)]
-  for name in score_features:
+  for name, f_edges in score_edges.items():
     if name == labels.feature:
       continue
-    f_edges = _dataset_edges(trajs, name, labels.num_bins)
+    f_edges = np.asarray(f_edges, np.float32)
     f_values = np.asarray(hindsight.feature_values(sel, name), np.float32)
     scored.append((name, f_edges, histograms(f_values, mask, f_edges)))
   return Targets(

@@ -104,12 +104,17 @@ class PreparedData:
   labels: Labels  # how z_t is computed (bins over the statistics' trajectories)
 
 
+def statistics_trajectories(trajs: Trajectories, config, train_indices) -> Trajectories:
+  """The trajectories normalisation statistics and every bin grid come from: the training ones, or all of them
+  with `stats_include_targets_like_reference` (gdt_reference.md §8.2)."""
+  return trajs if config.stats_include_targets_like_reference else trajs.select(np.asarray(train_indices))
+
+
 def prepare_data(trajs: Trajectories, config, train_indices: np.ndarray | None = None) -> PreparedData:
   """Normalisation statistics and the run's `Labels` (bins over the training trajectories unless the config's
   `stats_include_targets_like_reference`), labels z_t, and the padded training arrays."""
-  all_idx = np.arange(trajs.num_trajectories)
-  train_indices = all_idx if train_indices is None else np.asarray(train_indices)
-  stats = trajs if config.stats_include_targets_like_reference else trajs.select(train_indices)
+  train_indices = np.arange(trajs.num_trajectories) if train_indices is None else np.asarray(train_indices)
+  stats = statistics_trajectories(trajs, config, train_indices)
   mask = stats.mask()
   valid = stats.observations[mask]
   state_mean = valid.mean(0).astype(np.float32)
@@ -266,11 +271,20 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
     return evaluate_run(config, workdir, trajs, target_idx, names, log)
 
 
+def held_out_targets(config, trajs: Trajectories, target_idx, names, labels: Labels) -> targets.Targets:
+  """The held-out targets conditioned with `labels` (the policy's); extra scored features are binned over the same
+  trajectories as the labels' feature (`statistics_trajectories`), so every W1 grid of a run is one grid."""
+  train_idx = np.setdiff1d(np.arange(trajs.num_trajectories), target_idx)
+  stats = statistics_trajectories(trajs, config, train_idx)
+  score_edges = {name: targets.feature_edges(stats, name, labels.num_bins) for name in config.eval.score_features}
+  return targets.trajectory_targets(trajs, target_idx, names, labels, score_edges)
+
+
 def evaluate_run(config, workdir: str, trajs: Trajectories, target_idx, names, log: Callable[[str], None] = print):
   """Rolls out the latest checkpoint on the held-out trajectories `target_idx` (conditioned with the saved
   policy's own labels) and writes `eval_<conditioning>.{npz,json}` and the histogram plots into `workdir`."""
   policy = ckpt.load_policy(workdir)
-  tgts = targets.trajectory_targets(trajs, target_idx, names, policy.labels, tuple(config.eval.score_features))
+  tgts = held_out_targets(config, trajs, target_idx, names, policy.labels)
   t0 = time.perf_counter()
   result = evaluate.evaluate_policy(policy, tgts, config.eval, jax.random.PRNGKey(config.seed + 1))
   result.write(workdir, config.conditioning)

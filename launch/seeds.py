@@ -23,7 +23,7 @@ from absl import app, flags
 from gdt import train
 from gdt.core import runtime
 from gdt.core.config import apply_overrides
-from gdt.core.workdir import atomic_write_bytes
+from gdt.core.workdir import atomic_write_bytes, config_diff, config_to_dict, load_config
 
 _CONFIGS = flags.DEFINE_list("configs", ["cdt", "dt", "bc"], "config names under experiments/configs")
 _ARG = flags.DEFINE_string("arg", "", "config argument string shared by every config (env=...,feature=...)")
@@ -65,6 +65,18 @@ def summary(rows: dict[str, list[dict]]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def finished(workdir: str, config) -> bool:
+  """True if `workdir` holds a finished run of exactly `config`; a finished run of another config raises
+  (reusing it would put another experiment's numbers in this sweep's table)."""
+  if not os.path.exists(os.path.join(workdir, f"eval_{config.conditioning}.json")):
+    return False
+  diffs = config_diff(load_config(workdir), config_to_dict(config))
+  if diffs:
+    raise ValueError(f"{workdir} holds a finished run of another config (keys: {', '.join(diffs)}); use another "
+                     "--workdir for this sweep or remove that run")
+  return True
+
+
 def main(argv):
   del argv
   runtime.enable_compilation_cache()
@@ -73,8 +85,7 @@ def main(argv):
     for seed in map(int, _SEEDS.value):
       config = run_config(name, seed)
       workdir = os.path.join(_WORKDIR.value, f"{name}_s{seed}")
-      result_path = os.path.join(workdir, f"eval_{config.conditioning}.json")
-      if not os.path.exists(result_path):
+      if not finished(workdir, config):
         print(f"[seeds] {name} seed {seed} -> {workdir}", flush=True)
         train.train_and_evaluate(config, workdir)
       table = summary(collect(_WORKDIR.value, _CONFIGS.value))

@@ -76,7 +76,8 @@ def cdt(trajs, edges):
   """An open-loop CDT evaluation on 2 best + 2 middle targets, 3 episodes each, in 10-step scan chunks."""
   _, idx, names = gdt_targets.split_targets(trajs, 2, 2)
   policy = make_policy("histogram", NUM_BINS, edges)
-  targets = gdt_targets.trajectory_targets(trajs, idx, names, policy.labels, score_features=("reward",))
+  targets = gdt_targets.trajectory_targets(trajs, idx, names, policy.labels,
+                                         {"reward": gdt_targets.feature_edges(trajs, "reward", NUM_BINS)})
   rng = jax.random.PRNGKey(7)
   result = evaluate.evaluate_policy(policy, targets, eval_config(episodes_per_target=EPISODES, chunk_steps=10), rng)
   return policy, targets, result, rng
@@ -136,6 +137,14 @@ def test_trajectory_targets_hold_the_targets_own_labels(trajs, edges):
   n = sel.lengths[0]
   np.testing.assert_allclose(dt.cond[0, 2, 0], sel.rewards[0, 2:n].sum() * 0.01, rtol=1e-5)
   np.testing.assert_allclose(dt.totals[0], sel.rewards[0, :n].sum(), rtol=1e-5)
+
+
+def test_a_feature_named_only_in_the_observation_layout_is_recorded():
+  """`z_velocity` is no registered feature, only an observation-layout name: training accepts it, so the rollout
+  must record it too (it used to raise KeyError after training)."""
+  obs = jnp.arange(2 * S, dtype=jnp.float32).reshape(2, S)
+  phi = evaluate._feature_fn("z_velocity", ENV)(obs, jnp.zeros(2))
+  np.testing.assert_array_equal(phi, obs[:, envs.observation_layout(ENV)["z_velocity"]])
 
 
 def test_closed_loop_histogram_spends_the_remaining_mass():
@@ -275,7 +284,8 @@ def test_closed_loop_synthetic_rollout_with_the_reference_offset(edges):
 def test_bdt_rollout_feeds_the_demo_window(trajs, edges):
   _, idx, names = gdt_targets.split_targets(trajs, 1, 1)
   policy = make_policy("anticausal", 1, edges, seed=2)
-  targets = gdt_targets.trajectory_targets(trajs, idx, names, policy.labels, score_features=("reward", "x_velocity"))
+  score_edges = {f: gdt_targets.feature_edges(trajs, f, NUM_BINS) for f in ("reward", "x_velocity")}
+  targets = gdt_targets.trajectory_targets(trajs, idx, names, policy.labels, score_edges)
   assert [f for f, _, _ in targets.score_features] == ["x_velocity", "reward"]
   result = evaluate.evaluate_policy(policy, targets, eval_config(episodes_per_target=2, plots=False),
                                     jax.random.PRNGKey(4))

@@ -33,3 +33,16 @@ def test_overrides_convert_to_the_field_type():
   assert (config.train.num_steps, config.train.lr, config.train.uniform) == (20, 3e-4, True)
   with pytest.raises(ValueError, match="no field 'train.steps'"):
     seeds.apply_overrides(config, ["train.steps=5"])
+
+
+def test_a_finished_run_is_reused_only_for_the_same_config(tmp_path):
+  config = ml_collections.ConfigDict({"conditioning": "histogram", "train": {"num_steps": 10}})
+  run = tmp_path / "cdt_s0"
+  assert not seeds.finished(str(run), config)  # nothing there yet
+  run.mkdir()
+  (run / "config.json").write_text(json.dumps(config.to_dict()))
+  (run / "eval_histogram.json").write_text("{}")
+  assert seeds.finished(str(run), config)
+  config.train.num_steps = 20
+  with pytest.raises(ValueError, match="train.num_steps"):
+    seeds.finished(str(run), config)

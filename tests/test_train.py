@@ -275,3 +275,22 @@ def test_train_and_evaluate_writes_a_workdir_and_resumes(tmp_path):
   assert "[train] resumed from step 50" in lines
   rows = [r["step"] for r in read_jsonl(str(workdir / "metrics.jsonl"))]
   assert rows == [25, 50, 75]
+
+
+def test_every_w1_grid_comes_from_the_training_trajectories():
+  """The reward grid scored beside x_velocity is binned over the same (training) trajectories as the labels'
+  x_velocity grid, not over all trajectories, unless the reference flag asks for all."""
+  config = tiny(cdt)
+  config.eval.score_features = ("reward",)
+  big = synthetic_trajectories()
+  big.rewards[0, 0] = 1e3  # a held-out target with an extreme reward would stretch an all-trajectory grid
+  train_idx, target_idx = np.arange(2, big.num_trajectories), np.array([0, 1])
+  labels = train.prepare_data(big, config, train_idx).labels
+  tgts = train.held_out_targets(config, big, target_idx, ["a", "b"], labels)
+  (_, x_edges, _), (name, r_edges, _) = tgts.score_features
+  assert name == "reward" and np.array_equal(x_edges, labels.edges)
+  np.testing.assert_allclose(r_edges, gdt_targets.feature_edges(big.select(train_idx), "reward", config.num_bins))
+  assert r_edges[-1] < 1e3
+  config.stats_include_targets_like_reference = True
+  (_, _, _), (_, r_all, _) = train.held_out_targets(config, big, target_idx, ["a", "b"], labels).score_features
+  assert r_all[-1] == pytest.approx(1e3)

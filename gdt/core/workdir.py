@@ -128,7 +128,7 @@ def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = 
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
-    diffs = [k for k in _diff_keys(old, new) if not any(k == a or k.startswith(a + ".") for a in allow_changes)]
+    diffs = [k for k in config_diff(old, new) if not any(k == a or k.startswith(a + ".") for a in allow_changes)]
     if diffs:
       raise ValueError(
           f"{path} was written by a run with a different config (keys: {', '.join(diffs)}); "
@@ -147,11 +147,12 @@ def load_config(workdir: str) -> dict:
     return json.load(f)
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+  """Dotted keys whose values differ between two config dicts."""
   if isinstance(a, dict) and isinstance(b, dict):
     out = []
     for k in sorted(set(a) | set(b)):
-      out += _diff_keys(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+      out += config_diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
     return out
   return [] if a == b else [prefix or "<root>"]
 
@@ -252,7 +253,7 @@ class Progress:
 
   def line(self, step: int, metrics: Mapping[str, Any] | None = None) -> str:
     rate = self.rate(step)
-    eta = (self.total - step) / rate if rate and rate > 0 and math.isfinite(rate) else float("nan")
+    eta = max(self.total - step, 0) / rate if rate and rate > 0 and math.isfinite(rate) else float("nan")
     parts = [f"{self.label}{step}/{self.total} {self.unit}", f"{rate:,.1f} {self.unit}/s", f"ETA {format_seconds(eta)}"]
     for k, v in (metrics or {}).items():
       parts.append(f"{k}={_to_float(v):.4g}")
