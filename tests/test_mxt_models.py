@@ -111,7 +111,8 @@ def test_token_embedding_is_scaled_by_sqrt_of_the_token_size(ant):
     embed = dict(embed, bias=jax.random.normal(KEY, embed["bias"].shape))  # a nonzero bias is scaled too
     with nn.intercept_methods(record_trunk_input):
       model.apply({"params": dict(params, embed=embed)}, tokens, mask)
-    manual = (np.asarray(tokens) @ np.asarray(embed["kernel"]) + np.asarray(embed["bias"])) * (np.sqrt(F) if scale else 1)
+    manual = np.asarray(tokens) @ np.asarray(embed["kernel"]) + np.asarray(embed["bias"])
+    manual = manual * (np.sqrt(F) if scale else 1.0)
     np.testing.assert_allclose(np.asarray(seen["x"]), manual, rtol=1e-5, atol=1e-5)
     assert float(embed["kernel"].min()) >= 0.0 and float(embed["kernel"].max()) < 0.1  # U[0, 0.1)
 
