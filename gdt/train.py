@@ -24,6 +24,7 @@ import numpy as np
 from gdt import checkpoint as ckpt
 from gdt import envs, evaluate, hindsight, targets
 from gdt.conditioning import CONDITIONINGS, Labels
+from gdt.core import checkpoint as core_ckpt
 from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop
 from gdt.core.workdir import WorkdirLock, config_to_dict, format_seconds, prepare_workdir
 from gdt.data import Trajectories, dataset_path
@@ -255,7 +256,9 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
   validate_config(config)
   trajs, path = load_dataset(config)
   with WorkdirLock(workdir):
-    prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"))
+    saved = core_ckpt.latest_meta(workdir)
+    prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"),
+                    recorded=None if saved is None else saved["config"])
     train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
     prep = prepare_data(trajs, config, train_idx)
     log(f"[train] {path}: {len(train_idx)} training trajectories "

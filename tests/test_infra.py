@@ -38,6 +38,11 @@ def test_prepare_workdir_resume_checks_config(tmp_path):
   with pytest.raises(ValueError, match="keys: a"):
     workdir.prepare_workdir(d, {"a": 2, "train": {"num_steps": 20}})
   assert workdir.load_config(d)["train"]["num_steps"] == 20
+  # With config.json deleted, the copy the checkpoints hold still refuses another config, and nothing is written.
+  os.remove(os.path.join(d, "config.json"))
+  with pytest.raises(ValueError, match="checkpoints.*keys: a"):
+    workdir.prepare_workdir(d, {"a": 2, "train": {"num_steps": 20}}, recorded={"a": 1, "train": {"num_steps": 20}})
+  assert not os.path.exists(os.path.join(d, "config.json"))
 
 
 def test_metric_writer_appends_csv_and_jsonl(tmp_path):

@@ -34,6 +34,9 @@ def model_spec(name: str, **kwargs) -> dict:
 
 
 def build_model(spec: dict):
+  if spec["name"] not in MODELS:
+    raise KeyError(f"model {spec['name']!r} is not registered in this process; import the module that registers it "
+                   f"(registered: {', '.join(MODELS.names()) or 'none'})")
   return MODELS.get(spec["name"])(**spec["kwargs"])
 
 
@@ -68,6 +71,17 @@ def _abstract(tree: Any) -> Any:
     x = jax.numpy.asarray(x) if not isinstance(x, jax.Array) else x
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
   return jax.tree.map(leaf, tree)
+
+
+def latest_meta(workdir: str) -> dict | None:
+  """The `meta` of the newest checkpoint in `workdir`, or None when there is none."""
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    return None
+  mngr = manager(workdir, read_only=True)
+  step = mngr.latest_step()
+  meta = None if step is None else mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  mngr.close()
+  return meta
 
 
 @dataclasses.dataclass(frozen=True)

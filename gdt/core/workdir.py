@@ -117,21 +117,23 @@ def _json_default(o):
   raise TypeError(f"cannot serialise {type(o).__name__} in a config")
 
 
-def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = ()) -> dict:
+def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = (), recorded: dict | None = None) -> dict:
   """Creates `workdir` and writes config.json, or checks that a resumed run has the same config.
 
   Keys listed in `allow_changes` (dotted paths such as "train.num_steps") may differ on resume;
-  any other difference raises, naming the keys, so a resume never silently mixes two configs.
+  any other difference raises, naming the keys, so a resume never silently mixes two configs. `recorded` is a
+  copy of the config kept elsewhere in the workdir (e.g. in its checkpoints): it is checked too, so deleting
+  config.json does not let another config take over a run.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   new = config_to_dict(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+  olds = [(path, json.load(open(path)))] if os.path.exists(path) else []
+  olds += [] if recorded is None else [(f"the checkpoints in {workdir}", recorded)]
+  for where, old in olds:
     diffs = [k for k in config_diff(old, new) if not any(k == a or k.startswith(a + ".") for a in allow_changes)]
     if diffs:
       raise ValueError(
-          f"{path} was written by a run with a different config (keys: {', '.join(diffs)}); "
+          f"{where}: recorded for a run with a different config (keys: {', '.join(diffs)}); "
           "use a new --workdir or restore the old config")
   if not is_primary():
     return new
