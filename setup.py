@@ -28,5 +28,7 @@ setuptools.setup(
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "scipy>=1.13", "ruff>=0.6"],
         "notebook": ["jupyter", "nbclient", "nbformat"],
+        # The reference PyTorch train step of benchmarks/bench_train_step.py (CPU build is enough; tested 2.13.0+cpu).
+        "bench": ["torch>=2.13"],
     },
 )

@@ -1,9 +1,9 @@
 """The reference PyTorch step of benchmarks/torch_reference_step.py is the same model and update as ours.
 
-With our Flax parameters copied in, the PyTorch CDT gives the same actions, masked loss and gradients as
-GDTPolicy + masked_action_mse (dropout off, left padding on); its synthetic data are bench_train_step's; one
-reference train step runs with the reference's batch layout and LR warmup. Skipped when torch (the optional extra
-`bench`) is not installed.
+With the same parameters (the reference's init copied into our tree), the PyTorch CDT gives the same actions,
+masked loss and gradients as GDTPolicy + masked_action_mse (dropout off, left padding on); its synthetic data are
+bench_train_step's; one reference train step runs with the reference's batch layout and LR warmup. Skipped when
+torch (the optional extra `bench`) is not installed.
 """
 
 import importlib.util
@@ -30,10 +30,13 @@ def _load(name):
 
 
 ref = _load("torch_reference_step")
+# One intra-op thread: tiny batches gain nothing from more, and OpenMP barriers stall badly on shared cores.
+torch.set_num_threads(1)
 
 
-def _copy_params(params, model) -> None:
-  """Our Flax params into the PyTorch CDT: Dense kernels [in, out] are Conv1D weights as-is, Linear ones transposed."""
+def _name_map() -> dict[str, tuple[tuple[str, ...], bool]]:
+  """PyTorch parameter name -> (our Flax path, transposed?): Dense kernels [in, out] are Conv1D weights as they are,
+  nn.Linear weights [out, in] transposed."""
   outside = {"embed_return": ("cond_embed", "embed"), "embed_state": ("state_embed",),
              "embed_action": ("action_embed",), "predict_action.0": ("action_head",)}
   pairs = {f"{t}.weight": (f + ("kernel",), True) for t, f in outside.items()}
@@ -50,10 +53,14 @@ def _copy_params(params, model) -> None:
   for t, f in norms.items():
     pairs[f"{t}.weight"] = (f + ("scale",), False)
     pairs[f"{t}.bias"] = (f + ("bias",), False)
-  assert set(pairs) == {name for name, _ in model.named_parameters()}
-  for name, (path, transpose) in pairs.items():
-    x = np.asarray(_get(params, path))
-    model.get_parameter(name).data.copy_(torch.from_numpy(x.T.copy() if transpose else x))
+  return pairs
+
+
+def _from_torch(model, name: str, transpose: bool, leaf) -> np.ndarray:
+  x = model.get_parameter(name).detach().numpy()
+  x = x.T if transpose else x
+  assert x.shape == leaf.shape, (name, x.shape, leaf.shape)
+  return np.ascontiguousarray(x)
 
 
 def _get(tree, path):
@@ -64,10 +71,15 @@ def _get(tree, path):
 
 def test_same_model_loss_and_gradients_as_ours():
   trainer = train.GDTTrainer(cdt.get_config(), S, A, BINS)
-  params = trainer._init_params(jax.random.PRNGKey(0))
+  shapes = jax.eval_shape(trainer._init_params, jax.random.PRNGKey(0))  # our tree, without computing an init
   model = ref.ReferenceCDT(dropout=0.1).eval()  # eval(): dropout off, as deterministic=True
-  assert sum(x.size for x in jax.tree.leaves(params)) == ref.num_params(model) == ref.REFERENCE_PARAMS == 731_270
-  _copy_params(params, model)
+  assert sum(x.size for x in jax.tree.leaves(shapes)) == ref.num_params(model) == ref.REFERENCE_PARAMS == 731_270
+  names = _name_map()
+  assert set(names) == {name for name, _ in model.named_parameters()}
+  # The reference's init, copied into our tree: every leaf must be filled with its exact shape.
+  flat = {path: (name, transpose) for name, (path, transpose) in names.items()}
+  params = jax.tree_util.tree_map_with_path(lambda kp, leaf: _from_torch(model, *flat[tuple(k.key for k in kp)], leaf),
+                                            shapes)
 
   rng = np.random.default_rng(1)
   mask = np.ones((B, K), bool)
@@ -89,16 +101,10 @@ def test_same_model_loss_and_gradients_as_ours():
   ref_loss.backward()
   np.testing.assert_allclose(ref_pred.detach().numpy()[mask], np.asarray(pred)[mask], atol=2e-5)
   np.testing.assert_allclose(ref_loss.item(), float(loss), rtol=1e-5)
-  grad_of = {  # a sample of parameters across the model: PyTorch name -> our path
-      "embed_return.weight": ("cond_embed", "embed", "kernel"),
-      "embed_timestep.weight": ("timestep_embed", "embedding"),
-      "transformer.h.0.attn.c_attn.weight": ("trunk", "block_0", "attn", "qkv", "kernel"),
-      "transformer.h.2.c_fc.weight": ("trunk", "block_2", "fc", "kernel"),
-      "transformer.ln_f.weight": ("trunk", "ln_f", "scale")}
-  for name, path in grad_of.items():
+  for name, (path, transpose) in names.items():  # every parameter's gradient
     g = np.asarray(_get(grads, path))
-    g = g.T if name == "embed_return.weight" else g
-    np.testing.assert_allclose(model.get_parameter(name).grad.numpy(), g, atol=1e-6, rtol=1e-3, err_msg=name)
+    np.testing.assert_allclose(model.get_parameter(name).grad.numpy(), g.T if transpose else g, atol=1e-6, rtol=1e-3,
+                               err_msg=name)
 
 
 def test_synthetic_data_is_the_benchmarks():
@@ -110,7 +116,7 @@ def test_synthetic_data_is_the_benchmarks():
 
 
 def test_reference_step_runs_with_reference_batches_and_warmup():
-  step = ref.build(batch_size=4, dropout=0.1)
+  step = ref.build(batch_size=4, dropout=0.1, trajectories=ref.synthetic_trajectories(8, 30))  # short: padding
   states, actions, timesteps, mask, dists = step.batcher()
   assert states.shape == (4, K, S) and actions.shape == (4, K, A) and dists.shape == (4, K, BINS)
   assert timesteps.dtype == torch.long and timesteps.shape == mask.shape == (4, K)
