@@ -29,8 +29,9 @@ def snapshot(ppo_config, step, seed):
   return ppo.Snapshot(step, 12.5 + step, jax.device_get(params))
 
 
-def test_snapshots_round_trip_bitwise_and_act_the_same(tmp_path, ppo_config):
-  workdir = str(tmp_path)
+def test_snapshots_round_trip_bitwise_and_act_the_same(tmp_path, ppo_config, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  workdir = "runs/env"  # relative, as on the command line (orbax itself needs absolute paths)
   saved = [snapshot(ppo_config, step, seed) for seed, step in enumerate([300, 20])]
   for s in saved:
     ppo.save_snapshot(workdir, s)

@@ -67,7 +67,8 @@ def ppo_kwargs(ppo_config) -> dict:
 
 
 def snapshot_path(workdir: str, step: int) -> str:
-  return os.path.join(workdir, SNAPSHOT_DIR, f"step_{step:012d}")
+  """Absolute (orbax refuses relative paths) directory of the snapshot at `step`."""
+  return os.path.join(os.path.abspath(workdir), SNAPSHOT_DIR, f"step_{step:012d}")
 
 
 def _checkpointer() -> ocp.Checkpointer:
