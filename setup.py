@@ -24,9 +24,12 @@ setuptools.setup(
         "h5py>=3.11",
         "matplotlib>=3.9",
         "tensorboardX>=2.6",
+        # Evaluating D4RL/Minari-trained policies on the MuJoCo v5 envs (gdt.gym_eval); 1.4 runs on mujoco 4.
+        "gymnasium[mujoco]>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "scipy>=1.13", "ruff>=0.6"],
+        # minari: tests write datasets with Minari's own DataCollector (the loader reads its hdf5 with h5py alone).
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "scipy>=1.13", "ruff>=0.6", "minari[hdf5]>=0.5.4"],
         "notebook": ["jupyter", "nbclient", "nbformat"],
         # The reference PyTorch train step of benchmarks/bench_train_step.py (CPU build is enough; tested 2.13.0+cpu).
         "bench": ["torch>=2.13"],

@@ -3,7 +3,9 @@
 Every (target, episode) pair is rolled out in parallel by the core rollout (`gdt.core.rollout`: one jit'd
 `lax.scan` per chunk over a vmapped Brax env) with a fixed-size K-step context buffer (roll left, write the newest
 step). Targets (`gdt.targets`) carry the policy's own `Labels`; nothing here re-reads rtg_scale, gamma, the feature
-or the bins from a config.
+or the bins from a config. The policy step (`policy_step_fns`), the rollout's inputs (`prepare_rollout`) and the
+scoring (`score_rollout`) are simulator-free: `gdt.gym_eval` drives them with a Gymnasium vector env. `EVALUATORS`
+maps a policy's backend to its evaluation (Brax backends here, Gymnasium MuJoCo ones in `gdt.gym_eval`).
 
 Fidelity switches (gdt_reference §2.6, §4, §8), set in the `eval` block of the config:
 - `schedule='open_loop'` is the reference's time-indexed conditioning (the target's own h_t or future
@@ -73,10 +75,12 @@ def _push(buffer: jax.Array, x: jax.Array) -> jax.Array:
   return jnp.concatenate([buffer[:, 1:], x[:, None]], axis=1)
 
 
-def _feature_fn(name: str, env_name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+def _feature_fn(name: str, env_name: str, layout: Mapping[str, int] | None = None
+                ) -> Callable[[jax.Array, jax.Array], jax.Array]:
   """(obs [E,S], reward [E]) -> phi [E], via `hindsight.get_feature` (one definition of phi, registered features
-  and observation-layout names alike)."""
-  metadata = {"env": env_name, "observation_layout": gdt_envs.observation_layout(env_name)}
+  and observation-layout names alike); `layout` defaults to the Brax env's."""
+  layout = gdt_envs.observation_layout(env_name) if layout is None else dict(layout)
+  metadata = {"env": env_name, "observation_layout": layout}
   fn = hindsight.get_feature(name, metadata)
 
   def feature(obs, reward):
@@ -103,19 +107,19 @@ def encoder_window(demo_states: jax.Array, lengths: jax.Array, t: jax.Array, con
           "timesteps": jnp.where(mask, jnp.clip(pos, 0, max_timestep - 1), 0).astype(jnp.int32), "mask": mask}
 
 
-@functools.lru_cache(maxsize=16)
-def _rollout_fns(model, env_name: str, backend: str, context_length: int, conditioning: str, schedule: str,
-                 features: tuple[str, ...], xvel_offset_like_gdt: bool, chunk_steps: int):
-  """(env, run_chunk) for one model/env/protocol: the core rollout's chunk with the GDT policy step.
+def policy_step_fns(model, env_name: str, context_length: int, conditioning: str, schedule: str,
+                    features: tuple[str, ...], xvel_offset_like_gdt: bool, layout: Mapping[str, int] | None = None):
+  """(act, observe) of the GDT policy for E envs at once, as `gdt.core.rollout` calls them; pure jnp, so any
+  simulator can drive them (the Brax scan here, the Gymnasium vector env in `gdt.gym_eval`).
 
-  The chunk's inputs are {'params', 'norm': (mean, std), 'tgt': target arrays, 'env_target': [E]}; shapes of
-  targets and batch are traced, so new params or targets of the same shapes reuse the compilation.
+  act reads only `env_state.obs` [E,S]; observe reads `tr.state.obs`, `tr.next_state.obs`/`.reward`, `tr.action`
+  and `tr.valid`. Their inputs are {'params', 'norm': (mean, std), 'tgt': target arrays, 'env_target': [E]}
+  (`prepare_rollout`). `layout` names the observation features (default: the Brax env's).
   """
-  env = gdt_envs.make(env_name, backend=backend)
   k = context_length
   horizon = model.encoder_horizon
   max_t = model.max_timestep
-  feature_fns = [_feature_fn(f, env_name) for f in features]
+  feature_fns = [_feature_fn(f, env_name, layout) for f in features]
   schedule_fn = SCHEDULES.get(schedule)
   reads_demo = CONDITIONINGS.get(conditioning).reads_demo  # BDT: the encoder reads demo states
 
@@ -156,6 +160,19 @@ def _rollout_fns(model, env_name: str, backend: str, context_length: int, condit
            "observations": tr.state.obs}
     return carry, out
 
+  return act, observe
+
+
+@functools.lru_cache(maxsize=16)
+def _rollout_fns(model, env_name: str, backend: str, context_length: int, conditioning: str, schedule: str,
+                 features: tuple[str, ...], xvel_offset_like_gdt: bool, chunk_steps: int):
+  """(env, run_chunk) for one model/env/protocol: the core rollout's chunk with the GDT policy step.
+
+  Shapes of targets and batch are traced, so new params or targets of the same shapes reuse the compilation.
+  """
+  env = gdt_envs.make(env_name, backend=backend)
+  act, observe = policy_step_fns(model, env_name, context_length, conditioning, schedule, features,
+                                 xvel_offset_like_gdt)
   return env, rollout.make_chunk(env, act, observe, chunk_steps)
 
 
@@ -168,7 +185,7 @@ class EvalResult:
   """Per-target metrics, aggregates and the raw rollout arrays ([M, episodes, T] unless noted)."""
   targets: Targets
   rows: tuple[dict, ...]  # per target: name, w1 (+ w1_<feature> for extra scored features), returns, length
-  aggregates: dict  # {w1, w1_<feature>, mean_return}_{best, middle, all}
+  aggregates: dict  # {w1, w1_<feature>, mean_return[, normalized_return]}_{best, middle, all}
   features: dict  # scored feature name -> [M, n, T] achieved values (0 where invalid)
   achieved_histograms: dict  # scored feature name -> [M, B]
   valid: np.ndarray  # [M, n, T] bool
@@ -218,12 +235,19 @@ def eval_settings(config) -> dict:
   return {k: cfg[k] for k in EVAL_KEYS}
 
 
-def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
-  """Rolls out every target x episode in parallel and scores the achieved feature histograms.
+class RolloutSetup(NamedTuple):
+  """What every simulator's rollout of one evaluation shares (`prepare_rollout`): E = targets x episodes envs,
+  target-major (env i plays target i // episodes_per_target)."""
+  settings: dict  # the eval block's EVAL_KEYS
+  episodes: int  # per target
+  features: tuple[str, ...]  # scored features, the conditioning feature first
+  inputs: dict  # the policy step's inputs (`policy_step_fns`)
+  carry: _Carry  # the policy step's initial carry
+  env_target: np.ndarray  # [E] target index of each env
 
-  `policy` is a `gdt.checkpoint.LoadedPolicy`; `targets` must carry the policy's own labels; `config` is the
-  run's eval block (EVAL_KEYS). Episode length = the target's length, or until the env is done.
-  """
+
+def prepare_rollout(policy, targets: Targets, config) -> RolloutSetup:
+  """Checks that `targets` carry `policy`'s labels and builds the policy step's inputs and initial carry."""
   settings = eval_settings(config)
   labels = targets.labels
   if not labels.same_as(policy.labels):
@@ -232,12 +256,8 @@ def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
   if settings["schedule"] == "closed_loop" and labels.conditioning == "rtg" and labels.gamma != 1.0:
     raise ValueError("the closed-loop rtg schedule subtracts undiscounted sums: it needs gamma == 1")
   n_ep = int(settings["episodes_per_target"])
-  m, t_max = targets.num_targets, targets.max_length
-  chunk = int(min(settings["chunk_steps"], t_max))
+  m = targets.num_targets
   features = tuple(name for name, _, _ in targets.score_features)
-  env, run_chunk = _rollout_fns(
-      policy.model, policy.env, policy.backend, int(policy.context_length), labels.conditioning,
-      settings["schedule"], features, bool(settings["xvel_offset_like_gdt"]), chunk)
   tgt = {"cond": jnp.asarray(targets.cond), "histograms": jnp.asarray(targets.histograms),
          "lengths": jnp.asarray(targets.lengths, jnp.int32), "totals": jnp.asarray(targets.totals),
          "edges": jnp.asarray(labels.edges), "rtg_scale": jnp.float32(labels.rtg_scale)}
@@ -246,32 +266,69 @@ def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
     tgt["demo_states_norm"] = jnp.asarray(
         (targets.demo_states - np.asarray(policy.state_mean)) / np.asarray(policy.state_std) * valid_demo[..., None],
         jnp.float32)
-  env_target = jnp.repeat(jnp.arange(m), n_ep)
+  env_target = np.repeat(np.arange(m), n_ep)
   num_envs = m * n_ep
-  inputs = {"params": policy.params, "tgt": tgt, "env_target": env_target,
+  inputs = {"params": policy.params, "tgt": tgt, "env_target": jnp.asarray(env_target),
             "norm": (jnp.asarray(policy.state_mean, jnp.float32), jnp.asarray(policy.state_std, jnp.float32))}
-  s, a = env.observation_size, env.action_size
-  carry = _Carry(states=jnp.zeros((num_envs, policy.context_length, s)),
-                 actions=jnp.zeros((num_envs, policy.context_length, a)),
-                 cond=jnp.zeros((num_envs, policy.context_length, targets.cond.shape[-1])),
+  s, a, k = policy.model.state_dim, policy.model.act_dim, policy.context_length
+  carry = _Carry(states=jnp.zeros((num_envs, k, s)), actions=jnp.zeros((num_envs, k, a)),
+                 cond=jnp.zeros((num_envs, k, targets.cond.shape[-1])),
                  counts=jnp.zeros((num_envs, targets.histograms.shape[-1])), achieved_sum=jnp.zeros((num_envs,)))
-  state = rollout.init_state(env, rng, targets.lengths[np.asarray(env_target)], carry)
-  res = rollout.run(run_chunk, inputs, state, t_max, chunk, rng, label="[eval] ")
+  return RolloutSetup(settings, n_ep, features, inputs, carry, env_target)
+
+
+def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
+  """Rolls out every target x episode in parallel on Brax and scores the achieved feature histograms.
+
+  `policy` is a `gdt.checkpoint.LoadedPolicy`; `targets` must carry the policy's own labels; `config` is the
+  run's eval block (EVAL_KEYS). Episode length = the target's length, or until the env is done.
+  """
+  setup = prepare_rollout(policy, targets, config)
+  settings = setup.settings
+  t_max = targets.max_length
+  chunk = int(min(settings["chunk_steps"], t_max))
+  env, run_chunk = _rollout_fns(
+      policy.model, policy.env, policy.backend, int(policy.context_length), targets.labels.conditioning,
+      settings["schedule"], setup.features, bool(settings["xvel_offset_like_gdt"]), chunk)
+  state = rollout.init_state(env, rng, targets.lengths[setup.env_target], setup.carry)
+  res = rollout.run(run_chunk, setup.inputs, state, t_max, chunk, rng, label="[eval] ")
+  return score_rollout(policy, targets, setup, res.outputs, res.steps, res.compile_s, res.run_s)
+
+
+def normalized_return(returns, reference: tuple[float, float]):
+  """D4RL's normalised score: 100 (return - random) / (expert - random), `reference` = (random, expert) returns."""
+  random, expert = reference
+  return 100.0 * (np.asarray(returns, np.float64) - random) / (expert - random)
+
+
+# policy.backend -> fn(policy, targets, eval_config, rng) -> EvalResult: every Brax backend of gdt.envs here;
+# gdt.gym_eval registers the Gymnasium MuJoCo ones (D4RL / Minari data).
+EVALUATORS: Registry[Callable[..., EvalResult]] = Registry("evaluation backend")
+for _backend in sorted({b for name in gdt_envs.registered_names() for b in gdt_envs.offered_backends(name)}):
+  EVALUATORS.register(_backend, evaluate_policy)
+
+
+def score_rollout(policy, targets: Targets, setup: RolloutSetup, outputs: Mapping[str, np.ndarray], steps: int,
+                  compile_s: float, run_s: float, reference: tuple[float, float] | None = None) -> EvalResult:
+  """The EvalResult of a finished rollout: `outputs` are `observe`'s plus 'valid', each [E, T, ...] (zero and
+  invalid past `steps`); rows and aggregates per target, the protocol with its timing. With `reference` (random,
+  expert) returns, rows and aggregates also hold `normalized_return` (`normalized_return`)."""
+  settings, n_ep, m = setup.settings, setup.episodes, targets.num_targets
+  labels = targets.labels
 
   def per_target(x):  # [E, T, ...] -> [M, n, T, ...]
-    return x.reshape((m, n_ep) + x.shape[1:])
+    return np.asarray(x).reshape((m, n_ep) + x.shape[1:])
 
-  out = res.outputs
-  valid = per_target(out["valid"]).astype(bool)
-  rewards = per_target(out["rewards"])
-  feats = per_target(out["features"])
-  slots = num_envs * res.steps
-  protocol = dict(settings, episodes_per_target=n_ep, compile_s=res.compile_s, run_s=res.run_s,
-                  env_steps=int(valid.sum()), env_slots=slots, env_steps_per_s=slots / res.run_s,
+  valid = per_target(outputs["valid"]).astype(bool)
+  rewards = per_target(outputs["rewards"])
+  feats = per_target(outputs["features"])
+  slots = m * n_ep * steps
+  protocol = dict(settings, episodes_per_target=n_ep, compile_s=compile_s, run_s=run_s,
+                  env_steps=int(valid.sum()), env_slots=slots, env_steps_per_s=slots / run_s,
                   backend=policy.backend, env=policy.env)
   print(f"[eval] {policy.env}/{labels.conditioning}/{settings['schedule']}: {m} targets x {n_ep} episodes x "
-        f"{res.steps} steps = {slots:,} env steps in {res.run_s:.1f}s "
-        f"({slots / res.run_s:,.0f} env steps/s incl. model; compile {res.compile_s:.1f}s)", flush=True)
+        f"{steps} steps = {slots:,} env steps in {run_s:.1f}s "
+        f"({slots / run_s:,.0f} env steps/s incl. model; compile {compile_s:.1f}s)", flush=True)
 
   feature_arrays, achieved, rows = {}, {}, [dict() for _ in range(m)]
   returns = rewards.sum(-1)  # [M, n]
@@ -286,10 +343,14 @@ def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
     rows[j] = {"name": targets.names[j], **rows[j], "mean_return": float(returns[j].mean()),
                "std_return": float(returns[j].std()), "mean_length": float(lengths[j].mean()),
                "target_return": float(targets.returns[j])}
+    if reference is not None:
+      rows[j].update(normalized_return=float(normalized_return(returns[j], reference).mean()),
+                     std_normalized_return=float(normalized_return(returns[j], reference).std()),
+                     target_normalized_return=float(normalized_return(targets.returns[j], reference)))
   return EvalResult(
       targets=targets, rows=tuple(rows), aggregates=_aggregate(rows), features=feature_arrays,
-      achieved_histograms=achieved, valid=valid, rewards=rewards, actions=per_target(out["actions"]),
-      observations=per_target(out["observations"]), protocol=protocol)
+      achieved_histograms=achieved, valid=valid, rewards=rewards, actions=per_target(outputs["actions"]),
+      observations=per_target(outputs["observations"]), protocol=protocol)
 
 
 def _group_rows(rows: Sequence[Mapping], group: str) -> list[Mapping]:
@@ -297,8 +358,9 @@ def _group_rows(rows: Sequence[Mapping], group: str) -> list[Mapping]:
 
 
 def _aggregate(rows: Sequence[Mapping]) -> dict:
-  """Means of every W1 column and of mean_return over the best / middle / all targets."""
-  keys = [k for k in rows[0] if k.startswith("w1")] + ["mean_return"]
+  """Means of every W1 column, of mean_return and of normalized_return (if any) over the best / middle / all
+  targets."""
+  keys = [k for k in rows[0] if k.startswith("w1") or k in ("mean_return", "normalized_return")]
   out = {}
   for group in GROUPS + ("all",):
     selected = _group_rows(rows, group)
