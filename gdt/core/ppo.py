@@ -95,7 +95,8 @@ def _normaliser_fields(state: running_statistics.RunningStatisticsState) -> dict
 
 
 def load_snapshot(path: str) -> Snapshot:
-  restored = _checkpointer().restore(path)
+  restored = _checkpointer().restore(path, ocp.args.Composite(params=ocp.args.PyTreeRestore(),
+                                                              meta=ocp.args.JsonRestore()))
   tree, meta = restored["params"], restored["meta"]
   fields = dict(tree["normalizer"])
   if isinstance(fields["count"], dict):
