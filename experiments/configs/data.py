@@ -8,14 +8,14 @@ Commands (rerunning on the same workdir resumes; finished stages are skipped):
 Config arguments: env (a `gdt.envs` name), preset (demo | quick | full), backend ('' = `gdt.envs.default_backend`),
 seed, deterministic (act with the policy mode instead of sampling it), medium_fraction.
 
-Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; default backend spring):
-  demo   halfcheetah random/expert/medium, 50k transitions per level, 368,640 PPO steps (`make demo`'s data stage):
-         3m04s from a cold compile cache; returns random -55 < medium 569 < expert 1271.
-  quick  all five levels, 100k transitions per level, 600k PPO steps (64 envs, 16 evals):
-         halfcheetah 26 min (PPO 22 min), random -58 < medium 488 < expert 1214 (snapshots 204800 / 614400 by mode
-         return; the older 'ppo_eval' selection gave medium 291 from a snapshot whose mode stands still);
-         hopper 10.5 min (PPO 9 min), random 121 < medium 248 < expert 458 (by mode return; 'ppo_eval' gave
-         medium 205).
+Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; default backend spring). PPO is
+deterministic on one machine but not across CPUs: the same command gave expert 1214 and 981 on two other machines, so
+returns below are this machine's.
+  demo   halfcheetah random/expert/medium, 50k transitions per level, 368,640 PPO steps (`make demo`'s data stage).
+  quick  all five levels, 100k transitions per level, 600k PPO steps (64 envs, 16 evals), measured 2026-12-01:
+         halfcheetah 6m22s (load 1-4), random -71.5 < medium 483.0 < expert 1565.0, medium-replay 128.4,
+         medium-expert 1024.0 (snapshots chosen by mode return); hopper: not re-measured since episodes are
+         whole (it terminates, so its data changed: the old stream design dropped unfinished long episodes).
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
 Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
 (expert - random).
