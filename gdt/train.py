@@ -4,6 +4,7 @@
 `Labels` (bins over the training trajectories) and relabels the training data once, keeps it on device, samples
 K-step windows inside the jit, trains the GDTPolicy on the core trainer (`gdt.core.trainer`: scanned data-parallel
 steps, orbax checkpoints, exact resume), then evaluates the saved policy on targets built from its own labels.
+`train_and_evaluate_seeds` does the same for N seeds of one config in one process, their train states vmapped.
 
 Conventions (gdt_reference.md §5.3, §8.7): windows are LEFT-padded to K with zeros and a mask that is True on
 real steps; states are normalised with the training trajectories' mean/std (std + 1e-6) and padding stays 0.
@@ -11,10 +12,12 @@ real steps; states are normalised with the training trajectories' mean/std (std 
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax
 import jax
@@ -23,9 +26,10 @@ import numpy as np
 
 from gdt import checkpoint as ckpt
 from gdt import envs, evaluate, hindsight, targets
+from gdt import gym_eval  # noqa: F401  registers the Gymnasium evaluation backends
 from gdt.conditioning import CONDITIONINGS, Labels
 from gdt.core import checkpoint as core_ckpt
-from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop
+from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop, train_loop_seeds
 from gdt.core.workdir import WorkdirLock, config_to_dict, format_seconds, prepare_workdir
 from gdt.data import Trajectories, dataset_path
 from gdt.models import GDTPolicy
@@ -253,25 +257,59 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
 
   Returns the `gdt.evaluate.EvalResult` (also written into the workdir).
   """
+  return _train_and_evaluate([config], [workdir], log, vmap_seeds=False)[0]
+
+
+def train_and_evaluate_seeds(config, seeds: Sequence[int], workdirs: Sequence[str],
+                             log: Callable[[str], None] = print) -> list:
+  """Trains `config` with each of `seeds` in one process, the train states vmapped in one compiled call
+  (`gdt.core.trainer.train_loop_seeds`), seed i in `workdirs[i]` exactly as `train_and_evaluate` of `config` with
+  `seed=seeds[i]` would write it (config.json, metrics, checkpoints; resumed when every workdir's checkpoints end
+  at the same step), then evaluates each seed as that run would. Returns the seeds' `EvalResult`s in order.
+
+  A seed's trajectory equals its single run's up to float rounding: same init, batches and dropout masks, but XLA
+  sums a vmapped (batched) matmul in another order than the unbatched one (tests/test_seeds.py bounds the gap).
+  """
+  if len(seeds) != len(workdirs) or len(set(seeds)) != len(seeds):
+    raise ValueError(f"need distinct seeds and one workdir per seed, got seeds {list(seeds)} and {len(workdirs)} "
+                     "workdirs")
+  configs = []
+  for seed in seeds:
+    c = copy.deepcopy(config)
+    c.seed = int(seed)
+    configs.append(c)
+  return _train_and_evaluate(configs, list(workdirs), log, vmap_seeds=True)
+
+
+def _train_and_evaluate(configs: list, workdirs: list[str], log: Callable[[str], None], vmap_seeds: bool) -> list:
+  """`configs` (one per seed, alike but for `seed`): every workdir locked and set up, then trained as one state
+  (`train_loop`, one config) or as N vmapped ones (`train_loop_seeds`), then every seed evaluated."""
+  config = configs[0]
   validate_config(config)
   trajs, path = load_dataset(config)
-  with WorkdirLock(workdir):
-    saved = core_ckpt.latest_meta(workdir)
-    prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"),
-                    recorded=None if saved is None else saved["config"])
+  with contextlib.ExitStack() as locks:
+    for c, workdir in zip(configs, workdirs, strict=True):
+      locks.enter_context(WorkdirLock(workdir))
+      saved = core_ckpt.latest_meta(workdir)
+      prepare_workdir(workdir, c, allow_changes=("train.num_steps", "eval"),
+                      recorded=None if saved is None else saved["config"])
     train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
     prep = prepare_data(trajs, config, train_idx)
     log(f"[train] {path}: {len(train_idx)} training trajectories "
         f"({int(trajs.select(train_idx).lengths.sum())} steps), {len(target_idx)} held-out targets")
     trainer = GDTTrainer(config, trajs.obs_dim, trajs.act_dim, prep.labels.cond_dim)
     backend = trajs.metadata.get("backend", envs.default_backend(config.env))
-    meta = ckpt.policy_meta(config_to_dict(config), trajs.obs_dim, trajs.act_dim, prep.state_mean, prep.state_std,
-                            prep.labels, config.env, backend)
+    metas = [ckpt.policy_meta(config_to_dict(c), trajs.obs_dim, trajs.act_dim, prep.state_mean, prep.state_std,
+                              prep.labels, config.env, backend) for c in configs]
     t = config.train
-    train_loop(trainer, trainer.init(config.seed), trainer.put_data(prep.data), workdir, num_steps=t.num_steps,
-               steps_per_call=t.steps_per_call, checkpoint_every=t.checkpoint_every,
-               max_checkpoints=t.max_checkpoints, meta=meta, log=log)
-    return evaluate_run(config, workdir, trajs, target_idx, names, log)
+    loop = dict(num_steps=t.num_steps, steps_per_call=t.steps_per_call, checkpoint_every=t.checkpoint_every,
+                max_checkpoints=t.max_checkpoints, log=log)
+    data = trainer.put_data(prep.data)
+    if vmap_seeds:
+      train_loop_seeds(trainer, trainer.init_many([c.seed for c in configs]), data, workdirs, metas=metas, **loop)
+    else:
+      train_loop(trainer, trainer.init(config.seed), data, workdirs[0], meta=metas[0], **loop)
+    return [evaluate_run(c, w, trajs, target_idx, names, log) for c, w in zip(configs, workdirs, strict=True)]
 
 
 def held_out_targets(config, trajs: Trajectories, target_idx, names, labels: Labels) -> targets.Targets:
@@ -289,7 +327,8 @@ def evaluate_run(config, workdir: str, trajs: Trajectories, target_idx, names, l
   policy = ckpt.load_policy(workdir)
   tgts = held_out_targets(config, trajs, target_idx, names, policy.labels)
   t0 = time.perf_counter()
-  result = evaluate.evaluate_policy(policy, tgts, config.eval, jax.random.PRNGKey(config.seed + 1))
+  evaluate_policy = evaluate.EVALUATORS.get(policy.backend)  # Brax, or Gymnasium MuJoCo for D4RL/Minari data
+  result = evaluate_policy(policy, tgts, config.eval, jax.random.PRNGKey(config.seed + 1))
   result.write(workdir, config.conditioning)
   log(f"[eval] {len(result.rows)} targets in {format_seconds(time.perf_counter() - t0)}")
   return result

@@ -7,6 +7,10 @@ Each (config, seed) trains and evaluates in `<workdir>/<config>_s<seed>` (rerunn
 its eval_<conditioning>.json, is not redone). `<workdir>/summary.md` gets, per config (every finished run in the sweep
 directory, this invocation's or an earlier one's), the mean ± std over seeds of the mean W1 over the best targets,
 the middle targets and all targets, and of the mean return.
+
+With --vmap_seeds, the unfinished seeds of each config train together in one process, their train states vmapped in
+one compiled call (`gdt.train.train_and_evaluate_seeds`); each seed's workdir is written as its own run's would be,
+and its results equal its single run's up to float rounding (tests/test_seeds.py).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ _ARG = flags.DEFINE_string("arg", "", "config argument string shared by every co
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds")
 _SET = flags.DEFINE_multi_string("set", [], "dotted.key=value overrides applied to every config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "sweep directory")
+_VMAP_SEEDS = flags.DEFINE_bool("vmap_seeds", False, "train the seeds of one config together, vmapped, in one call")
 flags.mark_flag_as_required("workdir")
 
 COLUMNS = ("w1_best", "w1_middle", "w1_all", "mean_return_all")
@@ -82,15 +87,29 @@ def main(argv):
   runtime.enable_compilation_cache()
   runtime.install_brax_compat()
   for name in _CONFIGS.value:
+    todo = []  # (seed, config, workdir) of the unfinished runs
     for seed in map(int, _SEEDS.value):
       config = run_config(name, seed)
       workdir = os.path.join(_WORKDIR.value, f"{name}_s{seed}")
       if not finished(workdir, config):
-        print(f"[seeds] {name} seed {seed} -> {workdir}", flush=True)
-        train.train_and_evaluate(config, workdir)
-      table = summary(collect(_WORKDIR.value, _CONFIGS.value))
-      atomic_write_bytes(os.path.join(_WORKDIR.value, "summary.md"), table.encode())
+        todo.append((seed, config, workdir))
+        if not _VMAP_SEEDS.value:
+          print(f"[seeds] {name} seed {seed} -> {workdir}", flush=True)
+          train.train_and_evaluate(config, workdir)
+      table = write_summary()
+    if _VMAP_SEEDS.value and todo:
+      seeds, configs, workdirs = zip(*todo, strict=True)
+      print(f"[seeds] {name} seeds {', '.join(map(str, seeds))} vmapped -> {', '.join(workdirs)}", flush=True)
+      train.train_and_evaluate_seeds(configs[0], seeds, workdirs)  # the configs differ only in `seed`
+      table = write_summary()
   print(table)
+
+
+def write_summary() -> str:
+  """Tabulates every finished run of the sweep directory into its summary.md; returns the table."""
+  table = summary(collect(_WORKDIR.value, _CONFIGS.value))
+  atomic_write_bytes(os.path.join(_WORKDIR.value, "summary.md"), table.encode())
+  return table
 
 
 if __name__ == "__main__":

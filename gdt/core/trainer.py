@@ -9,6 +9,11 @@ time measured apart). Batches are sampled from the global RNG stream and then sh
 Mesh, so 1 and N devices see the same windows; params, optimiser state and the data are replicated.
 `train_loop` is the host loop around it: resume from the workdir's last checkpoint, progress, metrics, a
 non-finite guard, checkpoints, and hooks (e.g. a periodic evaluation).
+Seeds in one process (as purejaxrl does): `Trainer.init_many(seeds)` stacks each seed's `init(seed)` on a leading
+seed axis, and `train_many` of such a stacked state runs vmapped over that axis with the data shared: every seed
+draws its batches and dropout masks from its own RNG stream bit for bit as its single run does, and its params match
+its single run's up to float rounding (XLA sums a batched matmul in another order; tests/test_seeds.py bounds it).
+`train_loop_seeds` is `train_loop` for the stacked state, writing each seed's workdir as its single run would.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import operator
 import time
 from typing import Any, Callable, Sequence
 
 import flax
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -66,12 +73,33 @@ class TrainState:
     return cls(extras["step"], params, extras["opt_state"], extras["rng"])
 
 
+def _per_key(fn: Callable) -> Callable:
+  """`fn(key, *static)` that, vmapped, runs once per key (a loop) instead of through XLA's RngBitGenerator batching
+  rule, which draws EVERY key's bits from the first key's stream: vmapped seeds would share dropout masks that
+  differ from their single runs'. Unbatched it is the same ops, so single runs are unchanged."""
+  def call(key, *static):
+    return jax.custom_batching.sequential_vmap(lambda k: fn(k, *static))(key)
+  return call
+
+
+def _per_key_impl(impl):
+  """jax's PRNGImpl `impl` (rbg | unsafe_rbg) with its RngBitGenerator-based split and bits made vmap-exact."""
+  fold_in = jax.custom_batching.sequential_vmap(impl.fold_in)  # unsafe_rbg's fold_in uses RngBitGenerator too
+  return jax.extend.random.define_prng_impl(
+      key_shape=impl.key_shape, seed=impl.seed, split=_per_key(impl.split), random_bits=_per_key(impl.random_bits),
+      fold_in=fold_in, name=f"{impl.name}_per_key", tag=f"{impl.tag}k")
+
+
+_DROPOUT_IMPLS = {"rbg": _per_key_impl(jax.extend.random.rbg_prng_impl),
+                  "unsafe_rbg": _per_key_impl(jax.extend.random.unsafe_rbg_prng_impl)}
+
+
 def dropout_key(rng: jax.Array, impl: str) -> jax.Array:
   """A dropout key of PRNG `impl`: 'rbg' draws mask bits with XLA's RngBitGenerator (cheaper on CPU than
-  threefry; its masks depend on the device count, threefry's do not)."""
+  threefry; its masks depend on the device count, threefry's do not). Same bits as jax's `impl`, also under vmap."""
   if impl == "threefry":
     return rng
-  return jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl=impl)
+  return jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl=_DROPOUT_IMPLS[impl])
 
 
 class Trainer:
@@ -96,6 +124,10 @@ class Trainer:
     state = TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params), train_rng)
     return jax.device_put(state, self.replicated)
 
+  def init_many(self, seeds: Sequence[int]) -> TrainState:
+    """`init(seed)` of every seed, stacked on a leading seed axis: the state `train_many` then runs vmapped."""
+    return jax.device_put(stack_states([self.init(seed) for seed in seeds]), self.replicated)
+
   def put_data(self, data: Any) -> Any:
     return jax.device_put(jax.tree.map(jnp.asarray, data), self.replicated)
 
@@ -119,22 +151,41 @@ class Trainer:
     out["final_loss"] = metrics["loss"][-1]
     return state, out
 
+  def _train_many_seeds(self, states: TrainState, data: Any, num_steps: int) -> tuple[TrainState, dict]:
+    # vmap over the train state only (data shared, not copied): each seed samples its batches and dropout masks from
+    # its own RNG. Under vmap the batch's sharding constraint keeps the per-seed batch axis on `data` (the seed
+    # axis is left unconstrained), so data parallelism splits every seed's batch as in its single run.
+    return jax.vmap(functools.partial(self._train_many, num_steps=num_steps), in_axes=(0, None))(states, data)
+
   def compiled(self, state: TrainState, data: Any, num_steps: int):
-    """AOT-compiled `train_many` for `num_steps` steps (compile time is then measured apart)."""
-    key = (num_steps,) + tuple(x.shape for x in jax.tree.leaves(data))
+    """AOT-compiled `train_many` for `num_steps` steps (compile time is then measured apart); for a stacked state
+    (`init_many`), `train_many` vmapped over its seeds."""
+    seeds = jnp.shape(state.step)  # () for one state, (N,) for N stacked seeds
+    key = (seeds, num_steps) + tuple(x.shape for x in jax.tree.leaves(data))
     if key not in self._compiled:
-      fn = jax.jit(functools.partial(self._train_many, num_steps=num_steps), donate_argnums=0,
-                   out_shardings=(self.replicated, self.replicated))
+      fn = jax.jit(functools.partial(self._train_many_seeds if seeds else self._train_many, num_steps=num_steps),
+                   donate_argnums=0, out_shardings=(self.replicated, self.replicated))
       t0 = time.perf_counter()
       self._compiled[key] = fn.lower(state, data).compile()
       self.compile_seconds += time.perf_counter() - t0
     return self._compiled[key]
 
   def train_many(self, state: TrainState, data: Any, num_steps: int) -> tuple[TrainState, dict]:
-    """`num_steps` scanned steps in one call. Blocks on the result: queueing several calls that contain
-    collectives without waiting has deadlocked on simulated CPU devices."""
+    """`num_steps` scanned steps in one call; of every seed at once for a stacked state (`init_many`: metrics then
+    have a leading seed axis). Blocks on the result: queueing several calls that contain collectives without
+    waiting has deadlocked on simulated CPU devices."""
     state, metrics = self.compiled(state, data, num_steps)(state, data)
     return state, jax.device_get(metrics)
+
+
+def stack_states(states: Sequence[TrainState]) -> TrainState:
+  """One train state per seed -> one state whose leaves have a leading seed axis."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
+def unstack_states(states: TrainState) -> list[TrainState]:
+  """The inverse of `stack_states`: each seed's slice of a stacked state."""
+  return [jax.tree.map(operator.itemgetter(i), states) for i in range(jnp.shape(states.step)[0])]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,42 +205,90 @@ def train_loop(trainer: Trainer, state: TrainState, data: Any, workdir: str, *, 
   its last checkpoint are dropped on resume); a checkpoint every `checkpoint_every` steps and at the end; a
   non-finite loss stops the run before it is checkpointed.
   """
-  mngr = ckpt.manager(workdir, max_to_keep=max_checkpoints)
-  last = mngr.latest_step()
-  if last is not None:
-    params, extras = ckpt.restore(mngr, last, state.params, state.extras())
-    state = TrainState.from_extras(params, extras)
-    log(f"[train] resumed from step {last}")
-  step = int(state.step)
+  return _host_loop(trainer, state, data, [workdir], [meta], stacked=False, num_steps=num_steps,
+                    steps_per_call=steps_per_call, checkpoint_every=checkpoint_every, max_checkpoints=max_checkpoints,
+                    hooks=hooks, log=log)
+
+
+def train_loop_seeds(trainer: Trainer, states: TrainState, data: Any, workdirs: Sequence[str], *, num_steps: int,
+                     steps_per_call: int, checkpoint_every: int, max_checkpoints: int | None, metas: Sequence[dict],
+                     hooks: Sequence[Hook] = (), log: Callable[[str], None] = print) -> TrainState:
+  """`train_loop` for N stacked seeds (`Trainer.init_many`), all advanced by one vmapped call per `steps_per_call`
+  steps. Seed i writes `workdirs[i]` as its own `train_loop` would: its metrics rows, and checkpoints of its slice
+  of the state with `metas[i]`. Resumes when every workdir's latest checkpoint is at the same step (or none has one)
+  and refuses, naming the steps, when they differ. Hooks run per seed, on that seed's slice, into its row. A
+  non-finite loss of any seed stops all of them before checkpointing. Returns the stacked state.
+  """
+  if len(workdirs) != jnp.shape(states.step)[0] or len(metas) != len(workdirs):
+    raise ValueError(f"{jnp.shape(states.step)[0]} stacked seeds need as many workdirs and metas, got "
+                     f"{len(workdirs)} and {len(metas)}")
+  return _host_loop(trainer, states, data, list(workdirs), list(metas), stacked=True, num_steps=num_steps,
+                    steps_per_call=steps_per_call, checkpoint_every=checkpoint_every, max_checkpoints=max_checkpoints,
+                    hooks=hooks, log=log)
+
+
+def _host_loop(trainer: Trainer, state: TrainState, data: Any, workdirs: list[str], metas: list[dict], *, stacked: bool,
+               num_steps: int, steps_per_call: int, checkpoint_every: int, max_checkpoints: int | None,
+               hooks: Sequence[Hook], log: Callable[[str], None]) -> TrainState:
+  """`train_loop` of one state (`stacked=False`, one workdir) or of N stacked seeds (one workdir each)."""
+  split = unstack_states if stacked else (lambda s: [s])
+  mngrs = [ckpt.manager(w, max_to_keep=max_checkpoints) for w in workdirs]
+  lasts = [m.latest_step() for m in mngrs]
+  if len(set(lasts)) > 1:
+    for m in mngrs:
+      m.close()
+    found = ", ".join(f"{w}: {'none' if s is None else s}" for w, s in zip(workdirs, lasts, strict=True))
+    raise ValueError(f"the seeds' workdirs have their latest checkpoints at different steps ({found}); resume "
+                     "them one at a time (launch.seeds without --vmap_seeds) or remove the runs that differ")
+  if lasts[0] is not None:
+    restored = [TrainState.from_extras(*ckpt.restore(m, lasts[0], s.params, s.extras()))
+                for m, s in zip(mngrs, split(state), strict=True)]
+    state = jax.device_put(stack_states(restored), trainer.replicated) if stacked else restored[0]
+    log(f"[train] resumed from step {lasts[0]}")
+  step = int(np.asarray(state.step).flat[0])  # every seed's step is the same
   if step >= num_steps:
-    mngr.close()
+    for m in mngrs:
+      m.close()
     return state
-  writer = MetricWriter(workdir, resume_step=step)
-  progress = Progress(num_steps, start=step, label="[train] ")
+  writers = [MetricWriter(w, resume_step=step) for w in workdirs]
+  label = f"[train {len(workdirs)} seeds] " if stacked else "[train] "
+  progress = Progress(num_steps, start=step, label=label)
   while step < num_steps:
     n = min(steps_per_call, num_steps - step)
     before = trainer.compile_seconds
     fn = trainer.compiled(state, data, n)
     if trainer.compile_seconds > before:
       log(f"[train] compiled train_many({n} steps) in {trainer.compile_seconds - before:.1f}s")
-      progress = Progress(num_steps, start=step, label="[train] ")  # rates exclude compile time
+      progress = Progress(num_steps, start=step, label=label)  # rates exclude compile time
     t0 = time.perf_counter()
     state, metrics = fn(state, data)
     metrics = jax.device_get(metrics)
     dt = time.perf_counter() - t0
     step += n
-    metrics["steps_per_sec"] = n / dt
-    if not math.isfinite(float(metrics["loss"])):
-      writer.write(step, metrics)
-      raise FloatingPointError(f"loss became {metrics['loss']} at step {step}; stopping before checkpointing it")
-    for hook in hooks:
-      if step % hook.every == 0 or step == num_steps:
-        metrics.update(hook.fn(step, state) or {})
-    writer.write(step, metrics)
-    progress.report(step, {"loss": metrics["loss"]})
-    if step % checkpoint_every == 0 or step == num_steps:
-      ckpt.save(mngr, step, state.params, state.extras(), meta)
-  writer.close()
-  mngr.close()
+    # One row per seed; steps_per_sec is each seed's own rate (all seeds advance n steps in dt).
+    rows = [{k: v[i] for k, v in metrics.items()} for i in range(len(workdirs))] if stacked else [metrics]
+    for row in rows:
+      row["steps_per_sec"] = n / dt
+    bad = [(w, row["loss"]) for w, row in zip(workdirs, rows, strict=True) if not math.isfinite(float(row["loss"]))]
+    if bad:
+      for writer, row in zip(writers, rows, strict=True):
+        writer.write(step, row)
+      where = ", ".join(f"{loss} in {w}" for w, loss in bad)
+      raise FloatingPointError(f"loss became {where} at step {step}; stopping before checkpointing it")
+    due = [hook for hook in hooks if step % hook.every == 0 or step == num_steps]
+    checkpoint = step % checkpoint_every == 0 or step == num_steps
+    slices = split(state) if due or checkpoint else None
+    for hook in due:
+      for row, s in zip(rows, slices, strict=True):
+        row.update(hook.fn(step, s) or {})
+    for writer, row in zip(writers, rows, strict=True):
+      writer.write(step, row)
+    progress.report(step, {"loss" if not stacked else f"loss{i}": row["loss"] for i, row in enumerate(rows)})
+    if checkpoint:
+      for mngr, s, meta in zip(mngrs, slices, metas, strict=True):
+        ckpt.save(mngr, step, s.params, s.extras(), meta)
+  for writer, mngr in zip(writers, mngrs, strict=True):
+    writer.close()
+    mngr.close()
   log(f"[train] done: {step} steps (compile {trainer.compile_seconds:.1f}s)")
   return state
