@@ -11,12 +11,11 @@ Stages (each resumes when rerun on the same workdir):
      x-velocity histogram and the achieved one; `<workdir>/results.md` holds the table, `<workdir>/<method>/*.png`
      the target vs achieved histograms.
 
-Measured 2026-11-21 from a fresh clone (`make demo`: venv + install + cold compile cache), 2 quiet CPU cores: 7m58s in
-all: venv and install 0m30s, data ~3 min (PPO 368,640 env steps; 50 episodes per level), then per method ~1.5 min
-(3000 training steps at ~43 steps/s, evaluation 40k env steps at ~4.2k/s, each compile 4-10 s). Result (seed 0; mean
-W1 over the 10 held-out targets, lower is better): CDT 0.486 < DT 0.572 < BC 0.775 (best 5: 0.552 / 0.691 / 1.040;
-middle 5: 0.420 / 0.453 / 0.510); the table in results.md has every target. With train.dropout_prng=threefry:
-CDT 0.477 < DT 0.609 < BC 0.788.
+Measured 2026-12-01 from a fresh clone (`make demo`: venv + install + cold compile cache) on 2 CPU cores loaded ~4 by
+other jobs: 20m25s in all (data 7m58s: PPO 368,640 env steps, 50 episodes per level; then ~3.5 min per method).
+Result (seed 0; mean W1 over the 10 held-out targets, lower is better): CDT 0.311, DT 0.291, BC 0.403 (best 5:
+0.481 / 0.436 / 0.617; middle 5: 0.141 / 0.145 / 0.188). The demo data differ across CPUs (expert 981 here, 1271 on
+another machine, where the same command gave CDT 0.486 < DT 0.572 < BC 0.775), and with them the order of CDT and DT.
 """
 
 from __future__ import annotations
