@@ -29,7 +29,7 @@ setuptools.setup(
     ],
     extras_require={
         # minari: tests write datasets with Minari's own DataCollector (the loader reads its hdf5 with h5py alone).
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "scipy>=1.13", "ruff>=0.6", "minari[hdf5]>=0.5.4"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.8", "scipy>=1.13", "ruff>=0.6", "minari[hdf5]>=0.5.4"],
         "notebook": ["jupyter", "nbclient", "nbformat"],
         # The reference PyTorch train step of benchmarks/bench_train_step.py (CPU build is enough; tested 2.13.0+cpu).
         "bench": ["torch>=2.13"],
