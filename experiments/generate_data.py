@@ -5,12 +5,13 @@
 
 Writes DIR/datasets/{env}-{level}.npz (where `train_gdt`'s data_dir looks), DIR/runs/{env}/ (config.json,
 PPO snapshots, summary.md) and DIR/summary.md (every env's table). Several envs share one DIR; rerunning resumes.
+A refused input prints one `error: ...` line and exits 1; --debug shows the traceback.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from gdt.core import runtime
+from gdt.core import cli, runtime
 from gdt.data import generation
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/data.py[:args]", lock_config=True)
@@ -26,4 +27,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)  # the project's errors as one `error: ...` line; --debug for the traceback

@@ -3,14 +3,15 @@
   python -m experiments.train_gdt --config=experiments/configs/cdt.py:env=halfcheetah,feature=x_velocity \
       --workdir=workdirs/cdt [--config.train.num_steps=20000]
 
-Rerunning the same command on the same workdir resumes from the last checkpoint.
+Rerunning the same command on the same workdir resumes from the last checkpoint (refused if the config or the
+dataset file changed). A refused input prints one `error: ...` line and exits 1; --debug shows the traceback.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from gdt import evaluate, train
-from gdt.core import runtime
+from gdt.core import cli, runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/<name>.py[:args]", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (config.json, metrics, checkpoints, evaluation)")
@@ -27,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)  # the project's errors as one `error: ...` line; --debug for the traceback

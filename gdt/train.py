@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
+import json
 import os
 import time
 from typing import Any, Callable, Sequence
@@ -24,54 +26,71 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.configs import gdt_base  # the config's fields and their rules, beside the defaults
 from gdt import checkpoint as ckpt
 from gdt import envs, evaluate, hindsight, targets
 from gdt import gym_eval  # noqa: F401  registers the Gymnasium evaluation backends
 from gdt.conditioning import CONDITIONINGS, Labels
 from gdt.core import checkpoint as core_ckpt
+from gdt.core.cli import check_fields
 from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop, train_loop_seeds
-from gdt.core.workdir import WorkdirLock, config_to_dict, format_seconds, prepare_workdir
-from gdt.data import Trajectories, dataset_path
+from gdt.core.workdir import WorkdirLock, atomic_write_bytes, config_to_dict, format_seconds, prepare_workdir
+from gdt.data import DatasetError, Trajectories, dataset_path
 from gdt.models import GDTPolicy
 
 
 def validate_config(config) -> None:
-  """Fails fast, naming the field, on anything that would otherwise fail after data loading or compiling."""
+  """Refuses, naming the field, a config that could not train and evaluate; runs before anything is loaded or
+  written. Every field's type and range, unknown and missing fields (`gdt_base.FIELDS`, the rules beside the
+  defaults), names the code must know (registries, the env's observation layout), the devices, and values that
+  cannot work together (`gdt_base.conflicts`)."""
+  check_fields(config, gdt_base.FIELDS, defaults="experiments/configs/gdt_base.py")
   _get("env", envs.ENVS.get, config.env)
-  kind = _get("conditioning", CONDITIONINGS.get, config.conditioning)
-  layout = envs.observation_layout(config.env)
-  if config.feature not in hindsight.FEATURES and config.feature not in layout:
-    _get("feature", hindsight.FEATURES.get, config.feature)
-  _check(config.context_length > 0, "context_length", f"must be > 0, got {config.context_length}")
-  _check(config.num_bins >= 2, "num_bins", f"a histogram needs >= 2 bins, got {config.num_bins}")
-  _check(config.rtg_scale > 0, "rtg_scale", f"must be > 0, got {config.rtg_scale}")
+  _get("conditioning", CONDITIONINGS.get, config.conditioning)
+  metadata = {"env": config.env, "observation_layout": envs.observation_layout(config.env)}
+  for field, name in _features(config):
+    _get(field, lambda n: hindsight.get_feature(n, metadata), name)
+  _get("train.optimizer", OPTIMIZERS.get, config.train.optimizer)
   _check(config.train.dropout_prng in DROPOUT_PRNGS, "train.dropout_prng",
          f"must be one of {DROPOUT_PRNGS}, got {config.train.dropout_prng!r}")
-  _get("train.optimizer", OPTIMIZERS.get, config.train.optimizer)
-  _check(0 < config.gamma <= 1, "gamma", f"must be in (0, 1], got {config.gamma}")
-  _check(not kind.reads_demo or config.model.encoder_horizon >= 1, "model.encoder_horizon",
-         f"must be >= 1, got {config.model.encoder_horizon}")
-  _check(config.context_length <= config.model.max_timestep, "context_length",
-         f"{config.context_length} exceeds model.max_timestep={config.model.max_timestep}")
-  t = config.train
-  _check(t.batch_size > 0 and t.batch_size % jax.local_device_count() == 0, "train.batch_size",
-         f"{t.batch_size} must be a positive multiple of the {jax.local_device_count()} local devices")
-  _check(t.num_steps >= 0 and t.steps_per_call > 0, "train.num_steps/steps_per_call",
-         f"need num_steps >= 0 and steps_per_call > 0, got {t.num_steps}, {t.steps_per_call}")
+  _get("eval.schedule", evaluate.SCHEDULES.get, config.eval.schedule)
+  devices = jax.local_device_count()
+  _check(config.train.batch_size % devices == 0, "train.batch_size",
+         f"{config.train.batch_size} must be a multiple of the {devices} local devices")
+  found = gdt_base.conflicts(config)
+  if found:
+    raise ValueError("; ".join(f"config field {field!r}: {why}" for field, why in found))
 
 
 def validate_dataset(config, trajs: Trajectories, path: str) -> None:
-  """The dataset matches the config: env, feature index, enough trajectories for the held-out targets."""
+  """The dataset at `path` can train and evaluate `config`: its env, every feature (conditioning and scored), the
+  best/middle held-out targets (disjoint, leaving >= 2 training trajectories), a backend that can evaluate it."""
   env = trajs.metadata.get("env")
   _check(env == config.env, "env", f"config says {config.env!r} but {path} holds {env!r} data")
-  if config.feature != "reward":
+  first = trajs.select([0])
+  for field, name in _features(config):
     try:
-      trajs.feature_index(config.feature)
+      hindsight.feature_values(first, name)
     except KeyError as e:
-      raise ValueError(f"config field 'feature': {e.args[0]}") from None
-  held_out = config.eval.best_k + config.eval.middle_k
+      raise ValueError(f"config field {field!r}: {e.args[0]} ({path})") from None
+  best_k, middle_k = config.eval.best_k, config.eval.middle_k
+  held_out = best_k + middle_k
   _check(trajs.num_trajectories > held_out + 1, "eval.best_k/middle_k",
-         f"{held_out} held-out targets leave no training data in {path} ({trajs.num_trajectories} trajectories)")
+         f"{held_out} held-out targets leave too little training data in {path} ({trajs.num_trajectories} "
+         "trajectories; at least 2 must remain)")
+  try:
+    targets.split_targets(trajs, best_k, middle_k)
+  except ValueError as e:
+    raise ValueError(f"config field 'eval.best_k/middle_k': {e} ({path})") from None
+  backend = trajs.metadata.get("backend", envs.default_backend(config.env))
+  if backend not in evaluate.EVALUATORS:
+    raise DatasetError(f"{path}: metadata 'backend' {backend!r} cannot be evaluated (known: "
+                       f"{', '.join(evaluate.EVALUATORS.names())}); the run would fail after training")
+
+
+def _features(config) -> list[tuple[str, str]]:
+  """(field, feature name) of the conditioning feature and every scored one."""
+  return [("feature", config.feature)] + [("eval.score_features", f) for f in config.eval.score_features]
 
 
 def _check(ok: bool, field: str, message: str) -> None:
@@ -84,6 +103,50 @@ def _get(field: str, getter, name):
     return getter(name)
   except KeyError as e:
     raise ValueError(f"config field {field!r}: {e.args[0]}") from None
+
+
+# The data a workdir was trained on: resuming on other data would mix two datasets in one run.
+DATASET_FILE = "dataset.json"
+
+
+def dataset_fingerprint(path: str) -> dict:
+  """{path (absolute), bytes, sha256} of a dataset file."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 22), b""):
+      digest.update(block)
+  return {"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def check_dataset(workdir: str, fingerprint: dict) -> None:
+  """Refuses `workdir` if its recorded dataset (DATASET_FILE) is not the file of `fingerprint`; writes nothing."""
+  recorded_path = os.path.join(workdir, DATASET_FILE)
+  if not os.path.exists(recorded_path):
+    return
+  try:
+    with open(recorded_path) as f:
+      recorded = json.load(f)
+    sha = str(recorded["sha256"])
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"{recorded_path} is unreadable ({type(e).__name__}: {e}): cannot check which dataset {workdir} "
+                     "was trained on; restore the file or use a new --workdir") from None
+  if sha != fingerprint["sha256"]:
+    raise ValueError(
+        f"{workdir} was trained on {recorded.get('path', '?')} (sha256 {sha[:16]}, {recorded.get('bytes', '?')} "
+        f"bytes) but the dataset is now {fingerprint['path']} (sha256 {fingerprint['sha256'][:16]}, "
+        f"{fingerprint['bytes']} bytes); resuming would mix two datasets in one run: use a new --workdir, or put the "
+        "recorded dataset back")
+
+
+def record_dataset(workdir: str, fingerprint: dict, resumed: bool, log: Callable[[str], None] = print) -> None:
+  """Writes DATASET_FILE on a workdir's first run (`check_dataset` has passed; an existing record is kept)."""
+  recorded_path = os.path.join(workdir, DATASET_FILE)
+  if os.path.exists(recorded_path):
+    return
+  if resumed:  # a workdir from before the record existed (or whose record was deleted)
+    log(f"[train] {workdir} has checkpoints but no {DATASET_FILE}: recording {fingerprint['path']} now; the data of "
+        "its earlier steps cannot be checked")
+  atomic_write_bytes(recorded_path, (json.dumps(fingerprint, indent=2, sort_keys=True) + "\n").encode())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -287,12 +350,15 @@ def _train_and_evaluate(configs: list, workdirs: list[str], log: Callable[[str],
   config = configs[0]
   validate_config(config)
   trajs, path = load_dataset(config)
+  fingerprint = dataset_fingerprint(path)
   with contextlib.ExitStack() as locks:
     for c, workdir in zip(configs, workdirs, strict=True):
       locks.enter_context(WorkdirLock(workdir))
       saved = core_ckpt.latest_meta(workdir)
+      check_dataset(workdir, fingerprint)  # before prepare_workdir rewrites config.json
       prepare_workdir(workdir, c, allow_changes=("train.num_steps", "eval"),
                       recorded=None if saved is None else saved["config"])
+      record_dataset(workdir, fingerprint, resumed=saved is not None, log=log)
     train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
     prep = prepare_data(trajs, config, train_idx)
     log(f"[train] {path}: {len(train_idx)} training trajectories "

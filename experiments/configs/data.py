@@ -6,7 +6,8 @@ Commands (rerunning on the same workdir resumes; finished stages are skipped):
   python -m experiments.generate_data --config=experiments/configs/data.py:env=halfcheetah,preset=full --workdir=workdirs/data
 
 Config arguments: env (a `gdt.envs` name), preset (demo | quick | full), backend ('' = `gdt.envs.default_backend`),
-seed, deterministic (act with the policy mode instead of sampling it), medium_fraction.
+seed, deterministic (act with the policy mode instead of sampling it), medium_fraction. Every field's rule is in
+`FIELDS` and `conflicts` below the defaults; `gdt.data.generation.validate_config` applies them before any work.
 
 Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; default backend spring). PPO is
 deterministic on one machine but not across CPUs: the same command gave expert 1214 and 981 on two other machines, so
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from gdt.core.cli import Field
 from gdt.core.config import parse_arg
 from gdt.core.registry import Registry
 
@@ -53,15 +55,21 @@ PPO_FULL["cheetah_backflip"] = PPO_FULL["cheetah_vel"] = PPO_FULL["halfcheetah"]
 PRESETS: Registry = Registry("data preset")
 
 
+def _ppo_full(env: str) -> dict:
+  if env not in PPO_FULL:
+    raise ValueError(f"config argument 'env': {env!r} has no PPO settings here; one of {', '.join(sorted(PPO_FULL))}")
+  return PPO_FULL[env]
+
+
 @PRESETS.register("full")
 def _full(env: str) -> dict:
-  return dict(ppo=dict(PPO_FULL[env], num_eval_envs=128), levels=ALL_LEVELS, transitions_per_level=1_000_000,
+  return dict(ppo=dict(_ppo_full(env), num_eval_envs=128), levels=ALL_LEVELS, transitions_per_level=1_000_000,
               rollout_envs=1000)
 
 
 @PRESETS.register("quick")
 def _quick(env: str) -> dict:
-  ppo = dict(PPO_FULL[env], num_timesteps=QUICK_TIMESTEPS.get(env, 1_000_000), num_evals=16, num_envs=64,
+  ppo = dict(_ppo_full(env), num_timesteps=QUICK_TIMESTEPS.get(env, 1_000_000), num_evals=16, num_envs=64,
              batch_size=64, num_minibatches=8, num_eval_envs=8)
   return dict(ppo=ppo, levels=ALL_LEVELS, transitions_per_level=100_000, rollout_envs=50)
 
@@ -73,7 +81,7 @@ QUICK_TIMESTEPS = {"halfcheetah": 600_000, "hopper": 600_000}
 def _demo(env: str) -> dict:
   # 368,640 = 36 PPO updates of 10,240 env steps, evaluated every 3 (13 snapshots): enough for the policy's mode to
   # run (halfcheetah's mode stands still until ~190k steps), so 'mode' selection finds a moving medium snapshot.
-  ppo = dict(PPO_FULL[env], num_timesteps=368_640, num_evals=13, num_envs=64, batch_size=64, num_minibatches=8,
+  ppo = dict(_ppo_full(env), num_timesteps=368_640, num_evals=13, num_envs=64, batch_size=64, num_minibatches=8,
              num_eval_envs=8)
   return dict(ppo=ppo, levels=("random", "expert", "medium"), transitions_per_level=50_000, rollout_envs=50)
 
@@ -98,3 +106,45 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       normalize_observations=True, action_repeat=1,
       policy_hidden_layer_sizes=(32,) * 4, value_hidden_layer_sizes=(256,) * 5, **preset["ppo"]))
   return c
+
+
+# The rule of every field above, read by gdt.data.generation.validate_config before anything is written (a field not
+# listed here is refused as unknown). Checked there against the code: env (with PPO settings), backend, preset,
+# levels and select_levels_by name registered entries; ppo.num_envs is split over the local devices.
+_POSITIVE = Field(int, ge=1)
+FIELDS = {
+    "env": Field(str, nonempty=True), "preset": Field(str, nonempty=True),
+    "backend": Field(str),  # '' = gdt.envs.default_backend(env)
+    "seed": Field(int, ge=0, lt=2**31 - 1),
+    "policy": Field(str, choices=("deterministic", "stochastic")),
+    "medium_fraction": Field(float, gt=0, lt=1),
+    "expert_snapshot": Field(str, choices=("best", "final")),
+    "select_levels_by": Field(str, nonempty=True),
+    "mode_eval_episodes": _POSITIVE, "episode_length": _POSITIVE,
+    "levels": Field(tuple, items=str, nonempty=True),
+    "transitions_per_level": _POSITIVE, "rollout_envs": _POSITIVE,
+    "ppo.normalize_observations": Field(bool), "ppo.action_repeat": _POSITIVE,
+    "ppo.policy_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
+    "ppo.value_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
+    "ppo.num_timesteps": _POSITIVE, "ppo.num_evals": _POSITIVE, "ppo.reward_scaling": Field(float, gt=0),
+    "ppo.unroll_length": _POSITIVE, "ppo.num_minibatches": _POSITIVE, "ppo.num_updates_per_batch": _POSITIVE,
+    "ppo.discounting": Field(float, gt=0, le=1), "ppo.learning_rate": Field(float, gt=0, le=1),
+    "ppo.entropy_cost": Field(float, ge=0), "ppo.num_envs": _POSITIVE, "ppo.batch_size": _POSITIVE,
+    "ppo.num_eval_envs": _POSITIVE,
+}
+
+
+def conflicts(c) -> list[tuple[str, str]]:
+  """(field, why) of every set of values in `c` that cannot work together; each value already obeys FIELDS."""
+  out = []
+  repeated = sorted({level for level in c.levels if list(c.levels).count(level) > 1})
+  if repeated:
+    out.append(("levels", f"lists {', '.join(repeated)} more than once"))
+  for name in ("policy_hidden_layer_sizes", "value_hidden_layer_sizes"):
+    if any(size < 1 for size in c.ppo[name]):
+      out.append((f"ppo.{name}", f"every layer needs >= 1 unit, got {tuple(c.ppo[name])}"))
+  p = c.ppo
+  if p.batch_size * p.num_minibatches % p.num_envs:  # brax PPO asserts this when it starts
+    out.append(("ppo.num_envs", f"ppo.batch_size * ppo.num_minibatches = {p.batch_size * p.num_minibatches} is not "
+                                f"a multiple of ppo.num_envs={p.num_envs}"))
+  return out

@@ -2,33 +2,34 @@
 
 Not a runnable config by itself; `dt.py`, `cdt.py`, `bdt.py` and `bc.py` call `get_config(arg, conditioning=...)`.
 Config arguments (`--config=experiments/configs/cdt.py:env=hopper,feature=reward,seed=1`): env, dataset, feature,
-data_dir, seed, steps (train.num_steps).
+data_dir, seed, steps (train.num_steps). Every field's rule (type, range, which values cannot work together) is in
+`FIELDS` and `conflicts` below the defaults; `gdt.train.validate_config` applies them before any work.
 
 Runtime: the paper size (3 layers, embed 128, batch 64, 100k steps) runs at 0.16 s/step on 2 quiet CPU cores
 (benchmarks/bench_train_step.py: 15.3 GFLOP/step, 30% of the matmul roofline), i.e. ~4.5 h on CPU. The CPU-sized
 model below (embed 64, 2 layers, batch 32, lr 3e-4) trains at ~43 steps/s (13-21 on shared cores) and evaluates
 10 targets x 4 episodes x 1000 steps (40k env steps) in ~10 s at ~4k env steps/s including the model.
 
-Expected result (the issue's headline), quick data (workdirs/data_quick: halfcheetah medium-expert, spring, experts and
-medium chosen by the return of the policy's mode; 190 training / 10 held-out trajectories), the CPU-sized model above
-trained 3000 steps, 4 episodes per target, open-loop schedule, seeds 0-2 (workdirs/headline_quick3/summary.md;
-~80 s per run on 2 quiet cores). x-velocity W1 over the 10 held-out targets, mean ± std over seeds:
-  CDT 0.157 ± 0.005 (best 0.195, middle 0.119) < DT 0.214 ± 0.015 (best 0.249, middle 0.178)
-  < BC 0.254 ± 0.022 (best 0.298, middle 0.211)
+Expected result, quick data (workdirs/data_quick: halfcheetah medium-expert, spring, experts and medium chosen by
+the return of the policy's mode; 190 training / 10 held-out trajectories), the CPU-sized model above trained 3000
+steps, 4 episodes per target, open-loop schedule, seeds 0-2 (~2-3 min per run on 2 loaded cores). x-velocity W1
+over the 10 held-out targets, mean ± std over seeds, measured 2026-12-01 on this workplace's machines (the PPO data
+differ across CPUs: see experiments/configs/data.py; expect other digits elsewhere):
+  CDT 0.148 ± 0.008 (best 0.125, middle 0.172) < DT 0.164 ± 0.004 (best 0.160, middle 0.167)
+  < BC 0.614 ± 0.030 (best 0.769, middle 0.458)
   python -m launch.seeds --configs=cdt,dt,bc --arg=env=halfcheetah,dataset=medium-expert,feature=x_velocity,steps=3000 \
-      --seeds=0,1,2 --workdir=workdirs/headline_quick3 --set=model.embed_dim=64 --set=model.num_layers=2 \
+      --seeds=0,1,2 --workdir=workdirs/headline_quick4 --set=model.embed_dim=64 --set=model.num_layers=2 \
       --set=train.batch_size=32 --set=train.steps_per_call=250 --set=train.warmup_steps=600 \
       --set=train.learning_rate=3e-4 --set=train.checkpoint_every=3000 --set=eval.episodes_per_target=4
-With --set=train.dropout_prng=threefry (other dropout masks; workdirs/headline_quick2): CDT 0.163 ± 0.011 <
-DT 0.217 ± 0.009 < BC 0.257 ± 0.013.
-Before two fixes (DT evaluated with z 1e6 times too large; a "medium" PPO snapshot whose mode stands still) the same
-runs gave CDT 0.330 > DT 0.312 on the older quick data: those numbers are void.
+On another machine's quick data (expert 1214) the same command gave CDT 0.157 ± 0.005 < DT 0.214 ± 0.015 < BC
+0.254 ± 0.022.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
+from gdt.core.cli import Field
 from gdt.core.config import parse_arg
 
 ARGS = dict(env="halfcheetah", dataset="medium-expert", feature="x_velocity", data_dir="workdirs/data_quick", seed=0,
@@ -68,3 +69,64 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       schedule="open_loop",  # the reference's time-indexed target schedule; 'closed_loop' updates from what was achieved
       xvel_offset_like_gdt=False))  # fidelity flag: record the feature of the NEXT state as the reference does (§4)
   return c
+
+
+# The rule of every field above, read by gdt.train.validate_config before anything is loaded or written (a field not
+# listed here is refused as unknown). Checked there against the code, not here: names that must be registered (env,
+# conditioning, feature and eval.score_features (a registered feature or an observation-layout name of the env),
+# train.optimizer, train.dropout_prng, eval.schedule), train.batch_size against the devices, and the dataset
+# (gdt.train.validate_dataset: its env, features and enough trajectories for the held-out targets).
+_POSITIVE = Field(int, ge=1)
+FIELDS = {
+    "env": Field(str, nonempty=True), "dataset": Field(str, nonempty=True), "feature": Field(str, nonempty=True),
+    "data_dir": Field(str, nonempty=True),
+    "seed": Field(int, ge=0, lt=2**31 - 1),  # evaluation uses seed + 1
+    "conditioning": Field(str, nonempty=True),
+    "context_length": _POSITIVE,
+    "num_bins": Field(int, ge=2),
+    "gamma": Field(float, gt=0, le=1),
+    "rtg_scale": Field(float, gt=0),
+    "stats_include_targets_like_reference": Field(bool),
+    "model.embed_dim": _POSITIVE, "model.num_layers": _POSITIVE, "model.num_heads": _POSITIVE,
+    "model.dropout_rate": Field(float, ge=0, lt=1),
+    "model.max_timestep": _POSITIVE, "model.z_dim": _POSITIVE, "model.encoder_horizon": _POSITIVE,
+    "model.bdt_unflipped_like_reference": Field(bool),
+    "train.optimizer": Field(str, nonempty=True),
+    "train.batch_size": _POSITIVE,
+    "train.num_steps": _POSITIVE,  # a finished run is re-evaluated by rerunning it with the same num_steps
+    "train.steps_per_call": _POSITIVE,
+    "train.learning_rate": Field(float, gt=0, le=1),
+    "train.weight_decay": Field(float, ge=0),
+    "train.warmup_steps": Field(int, ge=0),
+    "train.grad_clip_norm": Field(float, gt=0),
+    "train.checkpoint_every": _POSITIVE,
+    "train.max_checkpoints": Field(int, ge=1, none=True),  # None keeps every checkpoint; 0 would keep none
+    "train.uniform_traj_sampling": Field(bool),
+    "train.dropout_prng": Field(str, nonempty=True),
+    "eval.best_k": Field(int, ge=0), "eval.middle_k": Field(int, ge=0),
+    "eval.episodes_per_target": _POSITIVE, "eval.chunk_steps": _POSITIVE, "eval.plots": Field(bool),
+    "eval.score_features": Field(tuple, items=str),
+    "eval.schedule": Field(str, nonempty=True),
+    "eval.xvel_offset_like_gdt": Field(bool),
+}
+
+
+def conflicts(c) -> list[tuple[str, str]]:
+  """(field, why) of every set of values in `c` that cannot work together; each value already obeys FIELDS."""
+  out = []
+  if c.model.embed_dim % c.model.num_heads:
+    out.append(("model.num_heads", f"model.embed_dim={c.model.embed_dim} does not split into {c.model.num_heads} "
+                                   "heads (embed_dim % num_heads must be 0)"))
+  if c.context_length > c.model.max_timestep:
+    out.append(("context_length", f"{c.context_length} exceeds model.max_timestep={c.model.max_timestep}"))
+  if c.eval.schedule == "closed_loop" and c.conditioning == "rtg" and c.gamma != 1:
+    out.append(("eval.schedule", f"the closed-loop rtg schedule subtracts undiscounted sums, so it needs gamma == 1, "
+                                 f"got gamma={c.gamma}; use eval.schedule=open_loop or gamma=1"))
+  if c.eval.best_k + c.eval.middle_k < 1:
+    out.append(("eval.best_k/middle_k", "both are 0: no held-out target to evaluate on"))
+  t = c.train
+  if t.checkpoint_every % t.steps_per_call and t.checkpoint_every < t.num_steps:
+    # Checkpoints are written between calls only, so the requested ones would silently not exist.
+    out.append(("train.checkpoint_every", f"{t.checkpoint_every} is not a multiple of train.steps_per_call="
+                                          f"{t.steps_per_call}: checkpoints are written between calls only"))
+  return out

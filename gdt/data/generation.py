@@ -36,8 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import gdt
+from experiments.configs import data as data_configs  # the data config's fields and their rules, beside the defaults
 from gdt import envs
 from gdt.core import rollout
+from gdt.core.cli import check_fields
 from gdt.core.ppo import Snapshot, make_policy_factory, stack_snapshots, train_ppo
 from gdt.core.registry import Registry
 from gdt.core.workdir import Progress, atomic_write_bytes, format_seconds, prepare_workdir
@@ -314,11 +316,41 @@ def run_dir(workdir: str, env: str) -> str:
   return os.path.join(workdir, RUNS_DIR, env)
 
 
+def validate_config(config) -> None:
+  """Refuses, naming the field, a data config that could not generate, before anything is written: every field's
+  type and range, unknown and missing fields (`data.FIELDS`, the rules beside the defaults), names the code must know,
+  the devices, and values that cannot work together (`data.conflicts`)."""
+  check_fields(config, data_configs.FIELDS, defaults="experiments/configs/data.py")
+
+  def known(field: str, getter, name) -> None:
+    try:
+      getter(name)
+    except KeyError as e:
+      raise ValueError(f"config field {field!r}: {e.args[0]}") from None
+
+  known("env", envs.ENVS.get, config.env)
+  if config.env not in data_configs.PPO_FULL:
+    raise ValueError(f"config field 'env': {config.env!r} has no PPO settings in experiments/configs/data.py "
+                     f"(PPO_FULL: {', '.join(sorted(data_configs.PPO_FULL))})")
+  if config.backend:
+    offered = envs.offered_backends(config.env)
+    if config.backend not in offered:
+      raise ValueError(f"config field 'backend': {config.env} offers {', '.join(offered)}, got {config.backend!r}")
+  known("preset", data_configs.PRESETS.get, config.preset)
+  for level in config.levels:
+    known("levels", LEVELS.get, level)
+  known("select_levels_by", SELECTION_RETURNS.get, config.select_levels_by)
+  devices = jax.local_device_count()
+  found = data_configs.conflicts(config)
+  if config.ppo.num_envs % devices:
+    found.append(("ppo.num_envs", f"{config.ppo.num_envs} must be a multiple of the {devices} local devices"))
+  if found:
+    raise ValueError("; ".join(f"config field {field!r}: {why}" for field, why in found))
+
+
 def generate(config, workdir: str) -> Generator:
   """Runs every stage not already done for `config` in `workdir`; returns the Generator (datasets loaded)."""
-  for level in config.levels:
-    LEVELS.get(level)
-  SELECTION_RETURNS.get(config.select_levels_by)
+  validate_config(config)
   prepare_workdir(run_dir(workdir, config.env), config)
   generator = Generator(config, workdir)
   for level in config.levels:
