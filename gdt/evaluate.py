@@ -195,10 +195,17 @@ class EvalResult:
   protocol: dict  # schedule, episodes, offset flag, timing (compile_s, run_s, env_steps_per_s)
 
   def write(self, workdir: str, prefix: str) -> dict[str, str]:
-    """Writes eval_<prefix>.npz (raw features, masks, rewards, target histograms, edges), .json, PNG plots."""
+    """Writes eval_<prefix>.npz (raw features, masks, rewards, target histograms, edges), .json, PNG plots.
+
+    A result with a non-finite score (a W1 or mean return of a target or aggregate: e.g. a policy with NaN weights)
+    never replaces earlier files: it goes to eval_<prefix>.nonfinite.{json,npz} and FloatingPointError is raised.
+    """
     from gdt import plots
     os.makedirs(workdir, exist_ok=True)
-    base = os.path.join(workdir, f"eval_{prefix}")
+    scored = [(r.get("name", str(i)), r) for i, r in enumerate(self.rows)] + [("aggregates", self.aggregates)]
+    bad = [f"{where}.{k}" for where, values in scored for k, v in values.items()
+           if k.startswith(("w1", "mean_return", "normalized_return")) and not np.isfinite(v)]  # not target_*
+    base = os.path.join(workdir, f"eval_{prefix}" + (".nonfinite" if bad else ""))
     arrays = {"names": np.asarray(self.targets.names), "valid": self.valid, "rewards": self.rewards,
               "lengths": self.targets.lengths, "target_returns": self.targets.returns}
     for name, edges, hist in self.targets.score_features:
@@ -212,6 +219,11 @@ class EvalResult:
     summary = {"targets": list(self.rows), "aggregates": self.aggregates, "protocol": self.protocol,
                "feature": self.targets.feature, "conditioning": self.targets.conditioning}
     atomic_write_bytes(base + ".json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
+    if bad:
+      raise FloatingPointError(
+          f"evaluation {prefix!r} in {workdir} has non-finite scores ({', '.join(bad[:6])}"
+          f"{', ...' if len(bad) > 6 else ''}): wrote it to {base}.json/.npz and left eval_{prefix}.* untouched; "
+          "check the policy's checkpoint (non-finite params?) and the rollout")
     paths = {"npz": base + ".npz", "json": base + ".json"}
     if self.protocol["plots"]:
       for name, edges, hist in self.targets.score_features:

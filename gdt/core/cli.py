@@ -151,9 +151,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def errors() -> tuple[type[BaseException], ...]:
   """The project's own refusals: their messages name the field, file or workdir. Anything else keeps its traceback."""
-  from gdt.core.workdir import WorkdirBusy  # here, so a config file importing `Field` does not import jax
+  from gdt.core.checkpoint import CorruptCheckpointError  # here, so a config file importing `Field` does not import jax
+  from gdt.core.workdir import WorkdirBusy
   return (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-          PermissionError, WorkdirBusy, FloatingPointError)
+          PermissionError, WorkdirBusy, FloatingPointError, CorruptCheckpointError)
 
 
 def _guarded(main: Callable[[list[str]], Any], argv: list[str]) -> Any:

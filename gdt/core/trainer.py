@@ -7,8 +7,9 @@ An algorithm supplies three pure functions and a model:
 `Trainer.train_many` runs `num_steps` AdamW-style steps in one `lax.scan`, AOT-compiled once per shape (compile
 time measured apart). Batches are sampled from the global RNG stream and then sharded on the `data` axis of a
 Mesh, so 1 and N devices see the same windows; params, optimiser state and the data are replicated.
-`train_loop` is the host loop around it: resume from the workdir's last checkpoint, progress, metrics, a
-non-finite guard, checkpoints, and hooks (e.g. a periodic evaluation).
+`train_loop` is the host loop around it: resume from the workdir's newest intact checkpoint (verified against its
+checksums, `gdt.core.checkpoint`), progress, metrics, a divergence guard (non-finite loss; non-finite or exploding
+params and gradients: `MAX_PARAM_NORM`, `MAX_GRAD_NORM`), checkpoints, and hooks (e.g. a periodic evaluation).
 Seeds in one process (as purejaxrl does): `Trainer.init_many(seeds)` stacks each seed's `init(seed)` on a leading
 seed axis, and `train_many` of such a stacked state runs vmapped over that axis with the data shared: every seed
 draws its batches and dropout masks from its own RNG stream bit for bit as its single run does, and its params match
@@ -39,6 +40,16 @@ from gdt.core.workdir import MetricWriter, Progress
 
 DATA_AXIS = "data"
 DROPOUT_PRNGS = ("threefry", "rbg", "unsafe_rbg")
+
+# The host loop's divergence guard: a call whose final params' global L2 norm, or whose largest per-step gradient
+# global norm (before clipping), is not finite or exceeds these stops the run before that state is checkpointed.
+# Both sit far above what these models reach (GDT params: 250 at init and after 3000 steps for the CPU size, 360 at
+# init for the paper size; gradient norms < 0.4), so only divergence trips them; a model that legitimately grows
+# larger sets `trainer.max_param_norm` / `max_grad_norm`.
+MAX_PARAM_NORM = 1e6
+MAX_GRAD_NORM = 1e6
+# The config fields (of a run config's `train` block) a tripped guard names, with their values when it can.
+GUARD_FIELDS = ("learning_rate", "grad_clip_norm", "warmup_steps", "batch_size", "weight_decay")
 
 # name -> factory(train_config) -> optax.GradientTransformation
 OPTIMIZERS: Registry[Callable[[Any], optax.GradientTransformation]] = Registry("optimizer")
@@ -117,6 +128,7 @@ class Trainer:
     self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
     self._compiled: dict[tuple, Any] = {}
     self.compile_seconds = 0.0  # total spent compiling train_many
+    self.max_param_norm, self.max_grad_norm = MAX_PARAM_NORM, MAX_GRAD_NORM  # the host loop's guard
 
   def init(self, seed: int) -> TrainState:
     init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
@@ -149,6 +161,9 @@ class Trainer:
     state, metrics = jax.lax.scan(lambda s, _: self.train_step(s, data), state, None, length=num_steps)
     out = {k: jnp.mean(v) for k, v in metrics.items()}
     out["final_loss"] = metrics["loss"][-1]
+    # For the host loop's guard, computed here so the params never travel to the host for it.
+    out["grad_norm_max"] = jnp.max(metrics["grad_norm"])
+    out["param_norm"] = global_norm(state.params)
     return state, out
 
   def _train_many_seeds(self, states: TrainState, data: Any, num_steps: int) -> tuple[TrainState, dict]:
@@ -178,6 +193,17 @@ class Trainer:
     return state, jax.device_get(metrics)
 
 
+def global_norm(tree: Any) -> jax.Array:
+  """The global L2 norm, scaled by the largest |x| so that float32 does not overflow: params of 1e30 give ~1e30,
+  not inf (NaN or inf values still give NaN)."""
+  leaves = jax.tree.leaves(tree)
+  if not leaves:
+    return jnp.zeros((), jnp.float32)
+  m = jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(jnp.float32) for x in leaves]))
+  scale = jnp.where(m > 0, m, 1.0)
+  return scale * jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32) / scale)) for x in leaves))
+
+
 def stack_states(states: Sequence[TrainState]) -> TrainState:
   """One train state per seed -> one state whose leaves have a leading seed axis."""
   return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
@@ -199,11 +225,13 @@ class Hook:
 def train_loop(trainer: Trainer, state: TrainState, data: Any, workdir: str, *, num_steps: int, steps_per_call: int,
                checkpoint_every: int, max_checkpoints: int | None, meta: dict, hooks: Sequence[Hook] = (),
                log: Callable[[str], None] = print) -> TrainState:
-  """Trains to `num_steps`, resuming from the workdir's latest checkpoint (params, optimiser, step, RNG).
+  """Trains to `num_steps`, resuming from the workdir's newest intact checkpoint (params, optimiser, step, RNG).
 
   Per scanned call of `steps_per_call` steps: a progress line and a metrics row (rows a killed run wrote after
-  its last checkpoint are dropped on resume); a checkpoint every `checkpoint_every` steps and at the end; a
-  non-finite loss stops the run before it is checkpointed.
+  its last checkpoint are dropped on resume); a checkpoint every `checkpoint_every` steps and at the end. A newer
+  step that fails verification is skipped with a warning and moved to `checkpoints_corrupt/`. A non-finite loss,
+  or params / gradients whose global norm is non-finite or above `trainer.max_param_norm` / `max_grad_norm`,
+  stops the run with a FloatingPointError before that state is checkpointed, naming the config values to look at.
   """
   return _host_loop(trainer, state, data, [workdir], [meta], stacked=False, num_steps=num_steps,
                     steps_per_call=steps_per_call, checkpoint_every=checkpoint_every, max_checkpoints=max_checkpoints,
@@ -216,8 +244,9 @@ def train_loop_seeds(trainer: Trainer, states: TrainState, data: Any, workdirs: 
   """`train_loop` for N stacked seeds (`Trainer.init_many`), all advanced by one vmapped call per `steps_per_call`
   steps. Seed i writes `workdirs[i]` as its own `train_loop` would: its metrics rows, and checkpoints of its slice
   of the state with `metas[i]`. Resumes when every workdir's latest checkpoint is at the same step (or none has one)
-  and refuses, naming the steps, when they differ. Hooks run per seed, on that seed's slice, into its row. A
-  non-finite loss of any seed stops all of them before checkpointing. Returns the stacked state.
+  and refuses, naming the steps, when they differ (each workdir's newest intact step counts). Hooks run per seed, on
+  that seed's slice, into its row. A tripped guard (see `train_loop`) of any seed stops all of them before
+  checkpointing. Returns the stacked state.
   """
   if len(workdirs) != jnp.shape(states.step)[0] or len(metas) != len(workdirs):
     raise ValueError(f"{jnp.shape(states.step)[0]} stacked seeds need as many workdirs and metas, got "
@@ -233,62 +262,99 @@ def _host_loop(trainer: Trainer, state: TrainState, data: Any, workdirs: list[st
   """`train_loop` of one state (`stacked=False`, one workdir) or of N stacked seeds (one workdir each)."""
   split = unstack_states if stacked else (lambda s: [s])
   mngrs = [ckpt.manager(w, max_to_keep=max_checkpoints) for w in workdirs]
-  lasts = [m.latest_step() for m in mngrs]
-  if len(set(lasts)) > 1:
-    for m in mngrs:
-      m.close()
-    found = ", ".join(f"{w}: {'none' if s is None else s}" for w, s in zip(workdirs, lasts, strict=True))
-    raise ValueError(f"the seeds' workdirs have their latest checkpoints at different steps ({found}); resume "
-                     "them one at a time (launch.seeds without --vmap_seeds) or remove the runs that differ")
-  if lasts[0] is not None:
-    restored = [TrainState.from_extras(*ckpt.restore(m, lasts[0], s.params, s.extras()))
-                for m, s in zip(mngrs, split(state), strict=True)]
-    state = jax.device_put(stack_states(restored), trainer.replicated) if stacked else restored[0]
-    log(f"[train] resumed from step {lasts[0]}")
-  step = int(np.asarray(state.step).flat[0])  # every seed's step is the same
-  if step >= num_steps:
-    for m in mngrs:
-      m.close()
-    return state
-  writers = [MetricWriter(w, resume_step=step) for w in workdirs]
-  label = f"[train {len(workdirs)} seeds] " if stacked else "[train] "
-  progress = Progress(num_steps, start=step, label=label)
-  while step < num_steps:
-    n = min(steps_per_call, num_steps - step)
-    before = trainer.compile_seconds
-    fn = trainer.compiled(state, data, n)
-    if trainer.compile_seconds > before:
-      log(f"[train] compiled train_many({n} steps) in {trainer.compile_seconds - before:.1f}s")
-      progress = Progress(num_steps, start=step, label=label)  # rates exclude compile time
-    t0 = time.perf_counter()
-    state, metrics = fn(state, data)
-    metrics = jax.device_get(metrics)
-    dt = time.perf_counter() - t0
-    step += n
-    # One row per seed; steps_per_sec is each seed's own rate (all seeds advance n steps in dt).
-    rows = [{k: v[i] for k, v in metrics.items()} for i in range(len(workdirs))] if stacked else [metrics]
-    for row in rows:
-      row["steps_per_sec"] = n / dt
-    bad = [(w, row["loss"]) for w, row in zip(workdirs, rows, strict=True) if not math.isfinite(float(row["loss"]))]
-    if bad:
+  writers: list[MetricWriter] = []
+  try:
+    found = [ckpt.restore_latest(m, s.params, s.extras(), set_aside=True)
+             for m, s in zip(mngrs, split(state), strict=True)]
+    lasts = [None if f is None else f[0] for f in found]
+    if len(set(lasts)) > 1:
+      steps = ", ".join(f"{w}: {'none' if s is None else s}" for w, s in zip(workdirs, lasts, strict=True))
+      raise ValueError(f"the seeds' workdirs have their latest checkpoints at different steps ({steps}); resume "
+                       "them one at a time (launch.seeds without --vmap_seeds) or remove the runs that differ")
+    if lasts[0] is not None:
+      restored = [TrainState.from_extras(f[1], f[2]) for f in found]
+      state = jax.device_put(stack_states(restored), trainer.replicated) if stacked else restored[0]
+      skipped = sorted({s for f in found for s, _ in f[3]})
+      log(f"[train] resumed from step {lasts[0]}" + (
+          f" (newer steps {skipped} failed verification: moved to {ckpt.CORRUPT_DIR}/)" if skipped else ""))
+    last_saved = lasts[0]  # the newest checkpoint: the one a tripped guard leaves as the last good state
+    step = int(np.asarray(state.step).flat[0])  # every seed's step is the same
+    if step >= num_steps:
+      return state
+    writers = [MetricWriter(w, resume_step=step) for w in workdirs]
+    label = f"[train {len(workdirs)} seeds] " if stacked else "[train] "
+    progress = Progress(num_steps, start=step, label=label)
+    while step < num_steps:
+      n = min(steps_per_call, num_steps - step)
+      before = trainer.compile_seconds
+      fn = trainer.compiled(state, data, n)
+      if trainer.compile_seconds > before:
+        log(f"[train] compiled train_many({n} steps) in {trainer.compile_seconds - before:.1f}s")
+        progress = Progress(num_steps, start=step, label=label)  # rates exclude compile time
+      t0 = time.perf_counter()
+      state, metrics = fn(state, data)
+      metrics = jax.device_get(metrics)
+      dt = time.perf_counter() - t0
+      step += n
+      # One row per seed; steps_per_sec is each seed's own rate (all seeds advance n steps in dt).
+      rows = [{k: v[i] for k, v in metrics.items()} for i in range(len(workdirs))] if stacked else [metrics]
+      for row in rows:
+        row["steps_per_sec"] = n / dt
+      tripped = [(w, bad) for w, row in zip(workdirs, rows, strict=True) if (bad := _guard(trainer, row))]
+      if tripped:  # the rows show what went wrong; the state is never checkpointed
+        for writer, row in zip(writers, rows, strict=True):
+          writer.write(step, row)
+        raise FloatingPointError(_guard_message(trainer, step, tripped, last_saved))
+      due = [hook for hook in hooks if step % hook.every == 0 or step == num_steps]
+      checkpoint = step % checkpoint_every == 0 or step == num_steps
+      slices = split(state) if due or checkpoint else None
+      for hook in due:
+        for row, s in zip(rows, slices, strict=True):
+          row.update(hook.fn(step, s) or {})
       for writer, row in zip(writers, rows, strict=True):
         writer.write(step, row)
-      where = ", ".join(f"{loss} in {w}" for w, loss in bad)
-      raise FloatingPointError(f"loss became {where} at step {step}; stopping before checkpointing it")
-    due = [hook for hook in hooks if step % hook.every == 0 or step == num_steps]
-    checkpoint = step % checkpoint_every == 0 or step == num_steps
-    slices = split(state) if due or checkpoint else None
-    for hook in due:
-      for row, s in zip(rows, slices, strict=True):
-        row.update(hook.fn(step, s) or {})
-    for writer, row in zip(writers, rows, strict=True):
-      writer.write(step, row)
-    progress.report(step, {"loss" if not stacked else f"loss{i}": row["loss"] for i, row in enumerate(rows)})
-    if checkpoint:
-      for mngr, s, meta in zip(mngrs, slices, metas, strict=True):
-        ckpt.save(mngr, step, s.params, s.extras(), meta)
-  for writer, mngr in zip(writers, mngrs, strict=True):
-    writer.close()
-    mngr.close()
+      progress.report(step, {"loss" if not stacked else f"loss{i}": row["loss"] for i, row in enumerate(rows)})
+      if checkpoint:
+        for mngr, s, meta in zip(mngrs, slices, metas, strict=True):
+          ckpt.save(mngr, step, s.params, s.extras(), meta)
+        last_saved = step
+  finally:
+    for writer in writers:
+      writer.close()
+    for mngr in mngrs:
+      mngr.close()
   log(f"[train] done: {step} steps (compile {trainer.compile_seconds:.1f}s)")
   return state
+
+
+def _guard(trainer: Trainer, row: dict) -> list[str]:
+  """What of one call's metrics row trips the divergence guard (empty: nothing)."""
+  bad = []
+  loss = float(row["loss"])
+  if not math.isfinite(loss):
+    bad.append(f"loss is {loss}")
+  for key, what, limit, attr in (
+      ("grad_norm_max", "gradient global norm (largest step of the call, before clipping)", trainer.max_grad_norm,
+       "max_grad_norm"),
+      ("param_norm", "params global norm", trainer.max_param_norm, "max_param_norm")):
+    if key not in row:  # a subclass's train_many without the norms: the loss check still holds
+      continue
+    value = float(row[key])
+    if not math.isfinite(value):
+      bad.append(f"{what} is {value} (non-finite values, or too large for float32)")
+    elif value > limit:
+      bad.append(f"{what} is {value:.3g} > trainer.{attr}={limit:g}")
+  return bad
+
+
+def _guard_message(trainer: Trainer, step: int, tripped: list[tuple[str, list[str]]], last_saved: int | None) -> str:
+  """The tripped guard's error: step, what failed where, the checkpoint kept, and the config values to look at."""
+  what = "; ".join(f"{', '.join(bad)} in {w}" for w, bad in tripped)
+  kept = (f"the latest checkpoint, step {last_saved}, stays the last good one" if last_saved is not None
+          else "no checkpoint had been written yet")
+  train = getattr(getattr(trainer, "config", None), "train", None)  # a run config's train block, when it has one
+  fields = ", ".join(f"train.{k}={train[k]}" if train is not None and k in train else f"train.{k}"
+                     for k in GUARD_FIELDS)
+  return (f"training diverged at step {step}: {what}. Stopped before checkpointing it; {kept}. Config values to look "
+          f"at: {fields} (a lower learning_rate, a longer warmup or a tighter grad_clip_norm; if norms this large "
+          "are expected, raise trainer.max_param_norm / max_grad_norm)")
