@@ -48,15 +48,26 @@ BACKENDS = ("positional", "spring", "generalized", "mjx")
 # ---- the env ----
 
 
+# Where on an end-effector body the reach / handsup distances are measured (`EnvConfig.end_effector_point`):
+# - 'centre': the centre of the body's geom. v1's rule: its reach and handsup terms read the QP position of
+#   `$ Body 4_i`, and a v1 body sits at its collider's centre (for ant, claw and centipede this is our body
+#   frame, the middle of the lower leg; for unimals the capsule midpoint; for worm the last torso's centre).
+# - 'tip': the far end of the last segment (`Body.tip`, cap included), where a foot touches the ground; it
+#   is half a lower leg further out (ant 0.36 m, claw 0.2 m), so success needs a different pose than in v1.
+END_EFFECTOR_POINTS = ("centre", "tip")
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
   backend: str = DEFAULT_BACKEND
-  # 'tip': end effectors are the far ends of the last limb segments (`Body.tip`); 'body': the body
-  # frame (the capsule centre), which is what v1 measured (`$ Body 4_i` positions).
-  end_effector_point: str = "tip"
+  end_effector_point: str = "centre"  # an END_EFFECTOR_POINTS value; the default is v1's
   # (field, value) pairs applied on top of the family's MJCF options (`mjcf.options_for`), e.g.
   # (("floor_contact", "end_effectors"),).
   mjcf_overrides: tuple = ()
+
+  def __post_init__(self):
+    if self.end_effector_point not in END_EFFECTOR_POINTS:
+      raise ValueError(unknown_name_message("end_effector_point", self.end_effector_point, END_EFFECTOR_POINTS))
 
 
 class MorphologyTaskEnv(PipelineEnv):
@@ -90,8 +101,9 @@ class MorphologyTaskEnv(PipelineEnv):
     mj = sys.mj_model
     self._root = link(morph.root.name)
     self._tip_bodies = np.array([link(b.name) for b in ee], dtype=np.int32)
+    # Body-frame offsets of the measured points (a tip-less end effector falls back to its centre).
     use_tip = config.end_effector_point == "tip"
-    self._tip_offsets = np.array([(b.tip if use_tip and b.tip is not None else (0.0, 0.0, 0.0)) for b in ee],
+    self._tip_offsets = np.array([b.tip if use_tip and b.tip is not None else b.geom.pos for b in ee],
                                  dtype=np.float32).reshape(len(ee), 3)
     self._obj_bodies = np.array([link(o.name) for o in task.objects], dtype=np.int32)
     # Free-joint qpos addresses of the objects, so reset can place them through q.

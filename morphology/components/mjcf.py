@@ -6,7 +6,8 @@ name="init_qpos">` (brax's `System.init_q`); a `home` keyframe carries the same 
 The root gets a free joint and spawns with its lowest geom on the floor at the mid-limit pose.
 Contact bits (mxt_reference 7.3): floor=1, agent=2, objects=4; the agent collides with the floor and
 objects but not itself (v1 had no self-collision) unless `self_collision`. `floor_contact` picks which
-agent bodies collide at all (`FLOOR_CONTACT`).
+agent bodies collide at all (`FLOOR_CONTACT`). `collide_scale` (`<numeric name="collide_scale">`) keeps
+boxes stable on brax's positional backend.
 """
 
 from __future__ import annotations
@@ -52,13 +53,18 @@ FLOOR_CONTACT: dict[str, Callable[[Morphology], set[str]]] = {
 class MjcfOptions:
   timestep: float = 0.005
   friction: float = 1.0          # v1 default; unimals used 0.6
-  joint_damping: float = 35.0    # stands in for v1 joint `angular_damping: 35`
+  joint_damping: float = 35.0    # stands in for v1 joint `angular_damping: 35` (positional/spring ignore it)
   self_collision: bool = False   # v1 had none
   floor_size: float = 50.0
   solver_iterations: int = 4     # small: brax/MJX cost grows with it
   ls_iterations: int = 8
   gear_scale: float = 1.0        # multiplies every motor gear (v1 strength); see FAMILY_OPTIONS
   floor_contact: str = "all"     # a FLOOR_CONTACT key; 'end_effectors' is faster but not v1 dynamics
+  # brax `collide_scale` (positional backend only): the fraction of each contact's position correction applied
+  # per step. Positional sums a face's 2-4 contact corrections and applies their rotation at twice the
+  # quaternion rate, so at 1 a box's tilt is over-corrected ~2x and grows (the push box popped 0.19 m at
+  # rest and flew 37 m up under random actions); 0.5 makes that correction dead-beat.
+  collide_scale: float = 0.5
 
   def __post_init__(self):
     if self.floor_contact not in FLOOR_CONTACT:
@@ -149,6 +155,7 @@ def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: Mjcf
     contype, conaff = (OBJECT_BIT, FLOOR_BIT | AGENT_BIT | OBJECT_BIT) if o.collides else (0, 0)
     lines.append(f'    <body name={quoteattr(o.name)} pos="{_vec(o.pos)}">')
     lines.append(f'      <freejoint name={quoteattr(o.name + "_root")}/>')
+    # v1's unit inertia; a solid 1 kg push box's (0.52, 0.52, 0.67) would rock harder on positional.
     lines.append(f'      <inertial pos="0 0 0" mass="{_f(o.mass)}" diaginertia="1 1 1"/>')
     lines.append("      " + geom_xml(o.geom, o.name, contype, conaff, "object"))
     lines.append("    </body>")
@@ -162,6 +169,7 @@ def to_mjcf(morph: Morphology, objects: Sequence[FreeObject] = (), options: Mjcf
           iterations="{options.solver_iterations}" ls_iterations="{options.ls_iterations}"/>
   <custom>
     <numeric name="init_qpos" data="{qpos}"/>
+    <numeric name="collide_scale" data="{_f(options.collide_scale)}"/>
   </custom>
   <default>
     <joint limited="true" damping="{_f(options.joint_damping)}"/>

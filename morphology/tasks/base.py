@@ -29,7 +29,7 @@ class Frame(NamedTuple):
 
   root_pos: jax.Array  # [3] world position of the root body frame
   root_vel: jax.Array  # [3] world linear velocity of the root body frame
-  tips: jax.Array  # [E, 3] end-effector points, ordered by `Body.end_effector_order`
+  tips: jax.Array  # [E, 3] end-effector points (`EnvConfig.end_effector_point`), by `Body.end_effector_order`
   obj_pos: jax.Array  # [O, 3] free objects, in `Task.objects` order
   obj_vel: jax.Array  # [O, 3]
 

@@ -21,6 +21,8 @@ class Push:
   0.1 dt v_root . unit(box - root) + 0.1 dt / (1e-6 + ||box - root||_xy) + `to_target_scale` dt v_box . unit(target - box)
   (unit vectors 3-D). `distance` is ||box - target||_xy.
   Worm: box [2.5, 3.5], target [6, 6.5], radius 1.5, bonus 25, scale 4; centipede target [7.5, 8].
+  The box spawns resting on the floor (centre at its half height) with v1's unit inertia; it stays physical
+  on the positional backend thanks to `MjcfOptions.collide_scale` (tests/test_push_physics.py).
   """
 
   box_r_range: tuple[float, float] = (3.5, 4.5)
