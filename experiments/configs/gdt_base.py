@@ -5,7 +5,8 @@ Config arguments (`--config=experiments/configs/cdt.py:env=hopper,feature=reward
 data_dir, seed, steps (train.num_steps). Every field's rule (type, range, which values cannot work together) is in
 `FIELDS` and `conflicts` below the defaults; `gdt.train.validate_config` applies them before any work.
 
-Runtime: the paper size (3 layers, embed 128, batch 64, 100k steps) runs at 0.16 s/step on 2 quiet CPU cores
+Runtime (measured 2026-11-21 on 2 quiet cores, before the core refactor; its step computes the same losses bit for
+bit): the paper size (3 layers, embed 128, batch 64, 100k steps) runs at 0.16 s/step on 2 quiet CPU cores
 (benchmarks/bench_train_step.py: 15.3 GFLOP/step, 30% of the matmul roofline), i.e. ~4.5 h on CPU. The CPU-sized
 model below (embed 64, 2 layers, batch 32, lr 3e-4) trains at ~43 steps/s (13-21 on shared cores) and evaluates
 10 targets x 4 episodes x 1000 steps (40k env steps) in ~10 s at ~4k env steps/s including the model.
