@@ -24,6 +24,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from gdt.core.registry import Registry
 from gdt.core.workdir import is_primary
@@ -61,7 +62,7 @@ def build_model(spec: dict):
 
 def manager(workdir: str, max_to_keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
   """The run's CheckpointManager over `<workdir>/checkpoints` (step directories, atomic saves)."""
-  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only and is_primary(),
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                          read_only=read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
 
@@ -193,6 +194,14 @@ def _abstract(tree: Any) -> Any:
   return jax.tree.map(leaf, tree)
 
 
+def _local_target(mngr: ocp.CheckpointManager, step: int) -> Any:
+  """The saved params' shapes and dtypes on this process's first device: a checkpoint saved by a multi-host run
+  records the shardings of devices this process may not have (orbax then refuses to restore without a target)."""
+  metadata = ocp.StandardCheckpointHandler().metadata(epath.Path(_step_dir(mngr, step)) / "params")
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata.tree)
+
+
 def _restore_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
   meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
   _verify(mngr, step, {"meta": meta})
@@ -233,7 +242,8 @@ def load_model(workdir: str, step: int | None = None) -> LoadedModel:
 
     def read(s):
       meta = mngr.restore(s, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-      params = mngr.restore(s, args=ocp.args.Composite(params=ocp.args.StandardRestore()))["params"]
+      params = mngr.restore(s, args=ocp.args.Composite(params=ocp.args.StandardRestore(_local_target(mngr, s))))[
+          "params"]
       _verify(mngr, s, {"meta": meta, "params": params})
       return meta, params
 
@@ -249,4 +259,7 @@ def load_model(workdir: str, step: int | None = None) -> LoadedModel:
         raise CorruptCheckpointError(msg) from None
   finally:
     mngr.close()
-  return LoadedModel(build_model(meta["model"]), jax.tree.map(jax.numpy.asarray, params), meta, int(step))
+  # Host copies placed on this process's default device: on a multi-host run orbax restores arrays that span every
+  # process's devices, which a process-local computation (evaluation, a notebook) cannot close over.
+  params = jax.tree.map(lambda x: jax.numpy.asarray(np.asarray(x)), params)
+  return LoadedModel(build_model(meta["model"]), params, meta, int(step))

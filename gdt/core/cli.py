@@ -18,7 +18,7 @@ import numbers
 import sys
 from typing import Any, Callable, Mapping
 
-from absl import app, flags
+from absl import app, flags, logging
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +159,12 @@ def errors() -> tuple[type[BaseException], ...]:
 
 def _guarded(main: Callable[[list[str]], Any], argv: list[str]) -> Any:
   try:
+    from gdt.core import distributed  # here: importing this module must not import jax (config files use Field)
+    f = flags.FLAGS
+    if not f["verbosity"].present:  # orbax logs every save and restore at INFO; our own progress lines say enough
+      logging.set_verbosity(logging.WARNING)
+    distributed.initialize(f.multihost, coordinator_address=f.coordinator_address, num_processes=f.num_processes,
+                           process_id=f.process_id)
     return main(argv)
   except errors() as e:
     if flags.FLAGS.debug:
@@ -171,4 +177,10 @@ def run(main: Callable[[list[str]], Any]) -> None:
   `--debug` re-raises them with their traceback."""
   if "debug" not in flags.FLAGS:
     flags.DEFINE_bool("debug", False, "raise errors with their traceback instead of printing one line")
+    # Multi-host (gdt.core.distributed): explicit coordinator flags, else SLURM / TPU VM detection under 'auto'.
+    flags.DEFINE_enum("multihost", "auto", ["auto", "on", "off"], "initialise jax.distributed: auto = when flags, "
+                      "$JAX_COORDINATOR_ADDRESS, SLURM (>1 task) or a multi-worker TPU VM say so")
+    flags.DEFINE_string("coordinator_address", None, "multi-host: host:port of process 0's coordinator")
+    flags.DEFINE_integer("num_processes", None, "multi-host: number of processes")
+    flags.DEFINE_integer("process_id", None, "multi-host: this process's index in [0, num_processes)")
   app.run(functools.partial(_guarded, main), flags_parser=_parse_flags)

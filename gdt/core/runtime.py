@@ -44,3 +44,19 @@ def install_brax_compat() -> None:
   """
   if not hasattr(jax, "device_put_replicated"):
     jax.device_put_replicated = _device_put_replicated
+
+
+def install_mjx_multihost_compat() -> None:
+  """MJX (mujoco 4.0) puts every model on `jax.devices()[0]` when no device is given: on a multi-process run that
+  is process 0's device, so every other process's brax env held arrays it could not use. Default to this
+  process's first device instead. Called by `gdt.core.distributed.initialize` on multi-process runs only."""
+  from mujoco.mjx._src import io
+  if getattr(io._resolve_impl_and_device, "_local_default", False):
+    return
+  resolve = io._resolve_impl_and_device
+
+  def local_default(impl, device=None):
+    return resolve(impl, device if device is not None else jax.local_devices()[0])
+
+  local_default._local_default = True
+  io._resolve_impl_and_device = local_default

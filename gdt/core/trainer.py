@@ -35,6 +35,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gdt.core import checkpoint as ckpt
+from gdt.core.distributed import barrier, put_process_local
 from gdt.core.registry import Registry
 from gdt.core.workdir import MetricWriter, Progress
 
@@ -123,7 +124,8 @@ class Trainer:
     self.init_params, self.sample, self._loss = init_params, sample, loss
     self.optimizer = optimizer
     self.dropout_prng = dropout_prng
-    self.mesh = Mesh(np.asarray(devices if devices is not None else jax.local_devices()), (DATA_AXIS,))
+    # All processes' devices: on a multi-host run every process runs this same program over one global mesh.
+    self.mesh = Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
     self._compiled: dict[tuple, Any] = {}
@@ -134,14 +136,14 @@ class Trainer:
     init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
     params = self.init_params(init_rng)
     state = TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params), train_rng)
-    return jax.device_put(state, self.replicated)
+    return put_process_local(state, self.replicated)
 
   def init_many(self, seeds: Sequence[int]) -> TrainState:
     """`init(seed)` of every seed, stacked on a leading seed axis: the state `train_many` then runs vmapped."""
-    return jax.device_put(stack_states([self.init(seed) for seed in seeds]), self.replicated)
+    return put_process_local(stack_states([self.init(seed) for seed in seeds]), self.replicated)
 
   def put_data(self, data: Any) -> Any:
-    return jax.device_put(jax.tree.map(jnp.asarray, data), self.replicated)
+    return put_process_local(jax.tree.map(jnp.asarray, data), self.replicated)
 
   def loss(self, params, batch, rng) -> jax.Array:
     """The algorithm's loss with a dropout key of the configured PRNG."""
@@ -189,7 +191,9 @@ class Trainer:
     """`num_steps` scanned steps in one call; of every seed at once for a stacked state (`init_many`: metrics then
     have a leading seed axis). Blocks on the result: queueing several calls that contain collectives without
     waiting has deadlocked on simulated CPU devices."""
-    state, metrics = self.compiled(state, data, num_steps)(state, data)
+    fn = self.compiled(state, data, num_steps)
+    barrier("train_many")  # multi-host: every process enters the call's collectives together
+    state, metrics = fn(state, data)
     return state, jax.device_get(metrics)
 
 
@@ -273,7 +277,7 @@ def _host_loop(trainer: Trainer, state: TrainState, data: Any, workdirs: list[st
                        "them one at a time (launch.seeds without --vmap_seeds) or remove the runs that differ")
     if lasts[0] is not None:
       restored = [TrainState.from_extras(f[1], f[2]) for f in found]
-      state = jax.device_put(stack_states(restored), trainer.replicated) if stacked else restored[0]
+      state = put_process_local(stack_states(restored), trainer.replicated) if stacked else restored[0]
       skipped = sorted({s for f in found for s, _ in f[3]})
       log(f"[train] resumed from step {lasts[0]}" + (
           f" (newer steps {skipped} failed verification: moved to {ckpt.CORRUPT_DIR}/)" if skipped else ""))
@@ -291,6 +295,7 @@ def _host_loop(trainer: Trainer, state: TrainState, data: Any, workdirs: list[st
       if trainer.compile_seconds > before:
         log(f"[train] compiled train_many({n} steps) in {trainer.compile_seconds - before:.1f}s")
         progress = Progress(num_steps, start=step, label=label)  # rates exclude compile time
+      barrier("train_many")  # multi-host: every process enters the call's collectives together
       t0 = time.perf_counter()
       state, metrics = fn(state, data)
       metrics = jax.device_get(metrics)
