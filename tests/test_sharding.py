@@ -1,4 +1,5 @@
-"""Data parallelism: 1 device and 8 simulated CPU devices train the same model (same batches, same losses).
+"""Data parallelism: 1 device and 8 simulated CPU devices train the same model (same batches, same losses), for
+every trainer: GDT, GDT with vmapped seeds, and the MxT distillation trainer with each of its models.
 
 XLA's device count is fixed when jax starts, so the comparison runs in a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=8 (this file's __main__).
@@ -19,6 +20,7 @@ def _loss_curves() -> dict:
   import jax
   from experiments.configs import cdt
   from gdt import train
+  from morphology import distill
   from tests.test_train import S, A, synthetic_trajectories, tiny
 
   config = tiny(cdt)
@@ -27,17 +29,47 @@ def _loss_curves() -> dict:
   trajs = synthetic_trajectories()
   prep = train.prepare_data(trajs, config)
   out = {"devices": jax.local_device_count()}
-  for name, devices in (("one", jax.local_devices()[:1]), ("all", jax.local_devices())):
-    trainer = train.GDTTrainer(config, S, A, prep.labels.cond_dim, devices=devices)
-    data = trainer.put_data(prep.data)
-    state = trainer.init(0)
-    losses = []
-    for _ in range(3):
-      state, metrics = trainer.train_many(state, data, config.train.steps_per_call)
-      losses.append(float(metrics["loss"]))
-    out[name] = {"losses": losses, "params": [np.asarray(x).ravel()[:50].tolist() for x in jax.tree.leaves(state.params)],
-                 "param_sharding": str(jax.tree.leaves(state.params)[0].sharding)}
+  trainers = {  # name -> (make_trainer(devices), host data, seeds: None = one state)
+      "gdt": (lambda d: train.GDTTrainer(config, S, A, prep.labels.cond_dim, devices=d), prep.data, None),
+      "gdt_seeds": (lambda d: train.GDTTrainer(config, S, A, prep.labels.cond_dim, devices=d), prep.data, (0, 1)),
+  }
+  for model in ("mxt_transformer", "mxt_mlp"):
+    mxt_config, tokens, data = _mxt_setup(model)
+    trainers[model] = ((lambda d, c=mxt_config, t=tokens: distill.MxtTrainer(c, t, devices=d)), data, None)
+  for kind, (make, host_data, seeds) in trainers.items():
+    out[kind] = {}
+    for name, devices in (("one", jax.local_devices()[:1]), ("all", jax.local_devices())):
+      trainer = make(devices)
+      data = trainer.put_data(host_data)
+      state = trainer.init(0) if seeds is None else trainer.init_many(seeds)
+      losses = []
+      for _ in range(3):
+        state, metrics = trainer.train_many(state, data, 10)
+        losses.append(np.asarray(metrics["loss"]).tolist())
+      out[kind][name] = {"losses": losses,
+                         "params": [np.asarray(x).ravel()[:50].tolist() for x in jax.tree.leaves(state.params)],
+                         "param_sharding": str(jax.tree.leaves(state.params)[0].sharding)}
   return out
+
+
+def _mxt_setup(model: str):
+  """A tiny MxT config and synthetic multi-task data of 3 envs (no env needed: the trainer sees arrays)."""
+  from experiments.configs import mxt_base
+  from morphology import distill, graph
+  c = mxt_base.get_config(f"model={model}")
+  c.model.update(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=16, hidden_dim=16, num_hidden=1)
+  c.train.update(batch_size=16, steps_per_call=10)
+  cfg = graph.OBS_CONFIGS.get(c.obs_config)
+  L = graph.MAX_TOKENS
+  token_shape = (1, L * cfg.token_size) if cfg.flat else (L, cfg.token_size)
+  rng = np.random.default_rng(0)
+  counts = np.array([7, 20, 13], np.int32)
+  m = int(counts.sum())
+  data = distill.MultiTaskData(
+      tokens=rng.normal(size=(m, *token_shape)).astype(np.float32), mask=np.ones((m, token_shape[0]), bool),
+      targets=rng.uniform(-1, 1, (m, L)).astype(np.float32), action_mask=rng.uniform(size=(m, L)) < 0.5,
+      offsets=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32), counts=counts)
+  return c, token_shape, data
 
 
 @pytest.mark.slow
@@ -48,9 +80,15 @@ def test_one_device_and_eight_devices_agree():
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out["devices"] == 8
-  np.testing.assert_allclose(out["all"]["losses"], out["one"]["losses"], rtol=1e-4)
-  for a, b in zip(out["all"]["params"], out["one"]["params"], strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  # Parameter tolerance per trainer: the 8-device gradient sum is ordered differently; Adam (the MxT trainer's
+  # element-wise clip + Adam) turns that into up to 9.2e-5 on near-zero parameters of the transformer (measured).
+  param_atol = {"gdt": 1e-5, "gdt_seeds": 1e-5, "mxt_transformer": 2e-4, "mxt_mlp": 1e-5}
+  for kind, atol in param_atol.items():
+    one, all_ = out[kind]["one"], out[kind]["all"]
+    assert "'data': 1" in one["param_sharding"] and "'data': 8" in all_["param_sharding"], kind
+    np.testing.assert_allclose(all_["losses"], one["losses"], rtol=1e-4, err_msg=kind)
+    for a, b in zip(all_["params"], one["params"], strict=True):
+      np.testing.assert_allclose(a, b, rtol=1e-3, atol=atol, err_msg=kind)
 
 
 if __name__ == "__main__":
