@@ -1,5 +1,8 @@
-"""gdt.core.ppo: orbax snapshots round-trip exactly and drive the same policy."""
+"""gdt.core.ppo: orbax snapshots round-trip exactly and drive the same policy; restarts are recorded."""
 
+import json
+import os
+import shutil
 import types
 
 import jax
@@ -58,3 +61,78 @@ def test_snapshots_round_trip_bitwise_and_act_the_same(tmp_path, ppo_config, mon
 
 def test_ppo_kwargs_leave_network_sizes_to_the_factory(ppo_config):
   assert ppo.ppo_kwargs(ppo_config) == dict(normalize_observations=True, num_timesteps=10)
+
+
+def fake_brax_train(calls):
+  """Stands in for brax's `ppo.train`: evaluates (progress_fn, then policy_params_fn) at steps 0, T/(E-1), ..., T
+  of its own count, with the restored params (or a fixed snapshot's), and records its arguments in `calls`."""
+
+  def train(*, progress_fn, policy_params_fn, restore_params, num_timesteps, num_evals, seed, **kwargs):
+    calls.append(dict(restore_params=restore_params, num_timesteps=num_timesteps, num_evals=num_evals, seed=seed))
+    params = restore_params if restore_params is not None else snapshot(kwargs["ppo_config"], 0, 0).params
+    for i in range(num_evals):
+      step = i * num_timesteps // (num_evals - 1)
+      progress_fn(step, {"eval/episode_reward": 1.0 + step, "eval/episode_reward_std": 0.0})
+      policy_params_fn(step, None, params)
+
+  return train
+
+
+@pytest.fixture
+def fake_train(ppo_config, monkeypatch):
+  calls = []
+  train = fake_brax_train(calls)
+  monkeypatch.setattr(ppo.ppo_train, "train", lambda **kw: train(ppo_config=ppo_config, **kw))
+  return calls
+
+
+def run_config(ppo_config, **overrides):
+  config = ml_collections.ConfigDict(ppo_config.to_dict())
+  config.update(num_timesteps=100, num_evals=3, **overrides)
+  return config
+
+
+def test_a_restart_from_a_trained_snapshot_is_recorded_and_a_clean_run_records_none(tmp_path, ppo_config,
+                                                                                    fake_train):
+  config = run_config(ppo_config)
+  env = types.SimpleNamespace(observation_size=OBS, action_size=ACT)
+  clean = str(tmp_path / "clean")
+  snapshots = ppo.train_ppo(env, config, clean, seed=3, episode_length=10)
+  assert [s.step for s in snapshots] == [0, 50, 100]
+  assert ppo.ppo_resumes(clean) == []
+  assert json.load(open(os.path.join(clean, ppo.SNAPSHOT_DIR, ppo.PPO_DONE)))["resumes"] == []
+
+  # Killed after the step-50 snapshot (an uncommitted save of the next one left behind): resumed and recorded.
+  killed = str(tmp_path / "killed")
+  for s in snapshots[:2]:
+    ppo.save_snapshot(killed, s)
+  uncommitted = ppo.snapshot_path(killed, 75) + ".orbax-checkpoint-tmp"
+  os.makedirs(os.path.join(uncommitted, "params"))
+  resumed = ppo.train_ppo(env, config, killed, seed=3, episode_length=10)
+  assert not os.path.exists(uncommitted)
+  call = fake_train[-1]
+  assert (call["num_timesteps"], call["seed"]) == (50, 3 + 50)
+  assert jax.tree.structure(call["restore_params"]) == jax.tree.structure(snapshots[1].params)
+  assert [s.step for s in resumed] == [0, 50, 100]
+  (record,) = ppo.ppo_resumes(killed)
+  assert record["from_step"] == 50 and record["time"]
+  assert json.load(open(os.path.join(killed, ppo.SNAPSHOT_DIR, ppo.PPO_DONE)))["resumes"] == [record]
+  # Killed again mid-run: a second entry; a finished run is skipped and its record kept.
+  os.remove(os.path.join(killed, ppo.SNAPSHOT_DIR, ppo.PPO_DONE))
+  shutil.rmtree(ppo.snapshot_path(killed, 100))
+  ppo.train_ppo(env, config, killed, seed=3, episode_length=10)
+  assert [r["from_step"] for r in ppo.ppo_resumes(killed)] == [50, 50]
+  ppo.train_ppo(env, config, killed, seed=3, episode_length=10)
+  assert len(fake_train) == 3 and len(ppo.ppo_resumes(killed)) == 2
+
+
+def test_a_run_killed_after_its_final_snapshot_is_marked_done_without_training(tmp_path, ppo_config, fake_train):
+  """brax's last evaluation can land past num_timesteps; a resume would then ask brax for negative env steps."""
+  config = run_config(ppo_config)
+  workdir = str(tmp_path)
+  for step in (0, 120):
+    ppo.save_snapshot(workdir, snapshot(ppo_config, step, step))
+  snapshots = ppo.train_ppo(None, config, workdir, seed=0, episode_length=10)
+  assert fake_train == [] and [s.step for s in snapshots] == [0, 120]
+  assert ppo.ppo_resumes(workdir) == []  # the snapshots are the uninterrupted run's
+  assert json.load(open(os.path.join(workdir, ppo.SNAPSHOT_DIR, ppo.PPO_DONE)))["final_step"] == 120

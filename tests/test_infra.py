@@ -145,3 +145,11 @@ def test_workdir_lock_refuses_a_second_writer_and_takes_over_a_dead_ones(tmp_pat
     with pytest.raises(workdir.WorkdirBusy):  # and held: a second lock, even in this process, is refused
       workdir.WorkdirLock(str(tmp_path)).acquire()
   workdir.WorkdirLock(str(tmp_path)).acquire().release()
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_open(tmp_path):
+  from gdt.core.workdir import atomic_write_bytes
+  atomic_write_bytes(str(tmp_path / "a.json"), b"{}")
+  with open(tmp_path / "b.json", "wb") as f:
+    f.write(b"{}")
+  assert (tmp_path / "a.json").stat().st_mode == (tmp_path / "b.json").stat().st_mode

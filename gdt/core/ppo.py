@@ -3,9 +3,12 @@
 Layout under a run's workdir (`snapshots/`):
   step_<012d>/params   orbax pytree {'normalizer': RunningStatisticsState fields, 'policy': ..., 'value': ...}
   step_<012d>/meta     JSON {step, eval_return, normalizer_mode}
-  done.json            written once training finished
+  resumes.json         [{from_step, time}] one entry per restart from a trained snapshot (absent: none)
+  done.json            written once training finished (with the resumes)
 Each step directory is written by one orbax save (a temp directory renamed on commit), so a killed run leaves
-only whole snapshots; a resumed run starts from the last one's params and never rewrites earlier ones.
+only whole snapshots (a restart deletes the uncommitted temp directories a kill left); a resumed run starts from
+the last one's params and never rewrites earlier ones. A resume is not bitwise the uninterrupted run (optimiser and
+env states start afresh), so it is recorded (`ppo_resumes`) and every dataset built from the snapshots carries it.
 `Snapshot.params` is brax's (normaliser state, policy params, value params) with numpy leaves.
 """
 
@@ -16,6 +19,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import time
 from typing import Any, Callable
 
@@ -32,6 +36,8 @@ from gdt.core.workdir import Progress, atomic_write_bytes
 
 SNAPSHOT_DIR = "snapshots"
 PPO_DONE = "done.json"
+PPO_RESUMES = "resumes.json"
+_ORBAX_TMP = ".orbax-checkpoint-tmp"  # orbax's suffix for a save's directory before it is committed
 _STEP_DIR = re.compile(r"step_(\d+)")
 
 
@@ -118,25 +124,33 @@ def stack_snapshots(snapshots: list[Snapshot]) -> Any:
   return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *[s.params for s in snapshots])
 
 
-def train_ppo(env, ppo_config, workdir: str, *, seed: int, episode_length: int) -> list[Snapshot]:
+def train_ppo(env, ppo_config, workdir: str, *, seed: int, episode_length: int, eval_env=None,
+              wrap_env_fn: Callable | None = None) -> list[Snapshot]:
   """Trains (or resumes, or skips) PPO on `env` with a config's `ppo` block; returns the snapshots in order.
 
   A resumed run restarts from the last snapshot's params with the remaining env steps and evaluations
-  (optimiser state and PPO's env states start afresh; its seed is `seed + start step`).
+  (optimiser state and PPO's env states start afresh; its seed is `seed + start step`). `eval_env` (PPO's
+  evaluation, hence the snapshots' eval_return; default `env`) and `wrap_env_fn` (brax's training wrapper,
+  default time limit + auto-reset + vmap) are passed to brax: a training-only reward or reset scheme.
   """
   snapshots = load_snapshots(workdir)
   done_path = os.path.join(workdir, SNAPSHOT_DIR, PPO_DONE)
   if os.path.exists(done_path):
     print(f"[ppo] done ({len(snapshots)} snapshots in {workdir}/{SNAPSHOT_DIR}); skipping training", flush=True)
     return snapshots
-  runtime.install_brax_compat()
+  _remove_uncommitted_snapshots(workdir)
   total = ppo_config.num_timesteps
   start = snapshots[-1].step if snapshots else 0
-  evals_left = max(1, round((ppo_config.num_evals - 1) * (total - start) / total))
-  if start:
-    print(f"[ppo] resuming from the step-{start} snapshot: {total - start} env steps, {evals_left} evals left",
-          flush=True)
   t0 = time.perf_counter()
+  if start >= total:  # killed after the final snapshot, before the done marker: nothing is left to train
+    return _mark_done(workdir, t0)
+  runtime.install_brax_compat()
+  evals_left = max(1, round((ppo_config.num_evals - 1) * (total - start) / total))
+  if start:  # a restart from step 0 replays the uninterrupted run (same seed, the initial params): not a resume
+    print(f"[ppo] resuming from the step-{start} snapshot: {total - start} env steps, {evals_left} evals left "
+          "(recorded in every dataset's metadata: the run is no longer the uninterrupted seed's)", flush=True)
+    resumes = ppo_resumes(workdir) + [{"from_step": int(start), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}]
+    atomic_write_bytes(os.path.join(workdir, SNAPSHOT_DIR, PPO_RESUMES), json.dumps(resumes, indent=1).encode())
   progress = Progress(total=total, start=start, unit="env steps", label="[ppo] ")
   params_at, returns_at = {}, {}
 
@@ -162,9 +176,40 @@ def train_ppo(env, ppo_config, workdir: str, *, seed: int, episode_length: int) 
   kwargs.update(num_timesteps=total - start, num_evals=evals_left + 1, episode_length=episode_length,
                 seed=seed + start)
   ppo_train.train(
-      environment=env, network_factory=network_factory(ppo_config), progress_fn=progress_fn,
+      environment=env, eval_env=eval_env, wrap_env_fn=wrap_env_fn, network_factory=network_factory(ppo_config),
+      progress_fn=progress_fn,
       policy_params_fn=policy_params_fn, restore_params=snapshots[-1].params if snapshots else None, **kwargs)
+  return _mark_done(workdir, t0)
+
+
+def _mark_done(workdir: str, t0: float) -> list[Snapshot]:
   snapshots = load_snapshots(workdir)
-  atomic_write_bytes(done_path, json.dumps({"final_step": snapshots[-1].step, "num_snapshots": len(snapshots),
-                                            "seconds": time.perf_counter() - t0}).encode())
+  done = {"final_step": snapshots[-1].step, "num_snapshots": len(snapshots), "seconds": time.perf_counter() - t0,
+          "resumes": ppo_resumes(workdir)}
+  atomic_write_bytes(os.path.join(workdir, SNAPSHOT_DIR, PPO_DONE), json.dumps(done).encode())
   return snapshots
+
+
+def ppo_resumes(workdir: str) -> list[dict]:
+  """[{from_step, time}] of each restart of `workdir`'s PPO from a trained snapshot, in order; [] when it ran
+  uninterrupted (or restarted only from its step-0 snapshot, which replays the same run).
+
+    ppo_resumes("workdirs/data/runs/hopper")  # [{'from_step': 163840, 'time': '2026-12-02T00:40:12'}]
+  """
+  path = os.path.join(workdir, SNAPSHOT_DIR, PPO_RESUMES)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return json.load(f)
+
+
+def _remove_uncommitted_snapshots(workdir: str) -> None:
+  """Deletes the temp directories of snapshot saves a kill interrupted (never read; a later save of the same step
+  would replace one, but a resumed run evaluates at other steps)."""
+  root = os.path.join(workdir, SNAPSHOT_DIR)
+  stale = sorted(n for n in (os.listdir(root) if os.path.isdir(root) else []) if _ORBAX_TMP in n)
+  for name in stale:
+    shutil.rmtree(os.path.join(root, name))
+  if stale:
+    print(f"[ppo] removed {len(stale)} uncommitted snapshot save(s) left by an interrupted run: {', '.join(stale)}",
+          flush=True)

@@ -28,14 +28,27 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
+# `atomic_write_bytes`'s temp names: ".tmp-", mkstemp's 8 random characters (this alphabet), the target's name.
+_TEMP_PREFIX = ".tmp-"
+_TEMP_RANDOM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
-  """Writes via a temp file in the same directory and a rename, so readers never see half a file."""
+  """Writes via a temp file in the same directory and a rename, so readers never see half a file. The file gets
+  the permissions an `open(path, "wb")` would (mkstemp's are owner-only), so shared run directories stay readable."""
   if not is_primary():
     return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX, suffix=os.path.basename(path))
   try:
+    os.fchmod(fd, 0o666 & ~_umask())
     with os.fdopen(fd, "wb") as f:
       f.write(data)
     os.replace(tmp, path)
@@ -274,3 +287,35 @@ def format_seconds(s: float) -> str:
   h, rem = divmod(s, 3600)
   m, sec = divmod(rem, 60)
   return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+
+
+def _is_stale_temp_name(name: str) -> bool:
+  n = len(_TEMP_PREFIX)
+  return name.startswith(_TEMP_PREFIX) and len(name) > n + 8 and set(name[n:n + 8]) <= _TEMP_RANDOM
+
+
+def remove_stale_temp_files(directory: str, log=print) -> list[str]:
+  """Deletes the temp files that interrupted `atomic_write_bytes` calls left under `directory` (recursively).
+
+  A run killed mid-write leaves `.tmp-XXXXXXXX<name>` beside the file it was writing; nothing reads it again. Only
+  files of exactly that pattern go (never another file, never a directory; symlinked directories are not
+  entered), with one line naming how many. Call it once, holding the directory's `WorkdirLock` (a live writer's
+  temp file would vanish under it); returns the paths removed.
+
+    with WorkdirLock(workdir):
+      remove_stale_temp_files(workdir)  # "[workdir] removed 2 temp files left by interrupted writes in ..."
+  """
+  if not is_primary() or not os.path.isdir(directory):
+    return []
+  removed = []
+  for root, _, files in os.walk(directory):
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      if _is_stale_temp_name(name) and os.path.isfile(path) and not os.path.islink(path):
+        os.remove(path)
+        removed.append(path)
+  if removed:
+    shown = ", ".join(os.path.relpath(p, directory) for p in removed[:3]) + (", ..." if len(removed) > 3 else "")
+    log(f"[workdir] removed {len(removed)} temp file{'s' if len(removed) > 1 else ''} left by interrupted writes "
+        f"in {directory}: {shown}")
+  return removed

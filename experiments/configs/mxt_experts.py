@@ -1,0 +1,131 @@
+"""MxT-Bench PPO experts: one PPO run per env, the snapshot with the best deterministic success is the expert.
+
+Commands (rerunning on the same workdir resumes; finished envs are skipped):
+  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick --workdir=workdirs/experts_quick
+  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=full,envs=ant_reach_4 --workdir=workdirs/experts
+
+Config arguments: preset (quick | full), envs (MxT env names joined by '+', e.g. ant_touch_2+ant_touch_3; '' = the
+preset's), shaped_reward ('progress', or 'none' = the env's reference reward; '' = the preset's), seed. Every field's
+rule is in `FIELDS` and `conflicts` below the defaults; `morphology.experts.validate_config` applies them before any
+work.
+
+Presets:
+  quick  ant_touch_{2,3,4}: 1.5M env steps each with small PPO batches (64 envs, 8 minibatches of 64 x 20 steps,
+         4 epochs, normalised advantages), 500-step training episodes, 10 snapshots + the initial one, 32
+         deterministic 1000-step episodes per snapshot. Meant for 2 CPU cores; NOT shown to reach a clear success
+         rate (see Measured).
+  full   the reference settings (mxt_reference 5.1: 1e8 env steps, 2048 envs, batch 1024 x 32 minibatches, unroll 5,
+         4 epochs, discount 0.97, lr 3e-4, entropy 1e-2, (256, 256) nets, no advantage normalisation, value loss
+         0.25 mean err^2, 21 evaluations) on ant reach and touch with 2..6 legs, the reference's 1000-step episodes
+         and 128 evaluation episodes per snapshot. For accelerators; not run here.
+quick trains on the `progress` shaped reward (a small measured edge in final distance, below), full on the env's
+reference reward (what the reference's experts were trained on; shaping is unmeasured at that budget); both with
+fresh goals at every reset (`morphology.experts`). Every evaluation and the selection use the env's reference reward
+and success rule over `eval_episodes` deterministic episodes.
+
+Measured 2026-12-02 on 2 CPU cores shared with other jobs (load average 19-29, i.e. many times slower than quiet),
+ant_touch_2, seed 0, the quick PPO settings; deterministic success and mean final distance over 32 episodes of 1000
+steps (standing still ends at the initial distance, 3.66 m on average over 64 resets; the untrained step-0 snapshot
+drifts to 6.4 m and passes the ball in 2/32):
+  shaped_reward=progress, 819,200 env steps: PPO 35 min, evaluation of 9 snapshots 14 min. Success 0 at every
+    trained snapshot; final distance 4.10 (102k) -> 3.20 (819k), best 2.98 (717k).
+  the same run resumed to 1,228,800 (PPO 13 min, evaluation 5 min): success 0; final distance 3.02-3.33 over the 4 new snapshots.
+  shaped_reward=none, 819,200 env steps: PPO 27 min, evaluation 5 min. Success 0; final distance 3.17-3.75.
+  progress with unroll_length=5, num_minibatches=4 (4x the gradient steps per env step), 602,880 env steps, 16
+    episodes: success 0; final distance 3.63-3.88.
+  shaped_reward=none resumed to 1,228,800 (PPO 14 min, evaluation 2.5 min): success 0; final distance 3.48-3.67.
+So no setting reached any success at these budgets. At equal budget the progress reward ends closer to the ball: mean
+final distance over the last 6 snapshots (717k-1.23M) 3.14 m with progress vs 3.54 m with the reference reward, a
+small edge at 32 episodes per snapshot. The quick preset as a whole (3 envs x 1.5M steps) was not run.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gdt.core.cli import Field
+from gdt.core.config import parse_arg
+from gdt.core.registry import Registry
+
+ARGS = dict(preset="quick", envs="", shaped_reward="", seed=0)
+
+PRESETS: Registry = Registry("experts preset")
+
+# mxt_reference 5.1 (train_ppo_mlp.py, algo/ppo_mlp.py), in brax `ppo.train` terms. The reference clips gradients
+# element-wise at 0.1; brax clips the global norm, so max_grad_norm is left to brax's default (none).
+PPO_REFERENCE = dict(num_timesteps=100_000_000, num_envs=2048, batch_size=1024, num_minibatches=32, unroll_length=5,
+                     num_updates_per_batch=4, discounting=0.97, learning_rate=3e-4, entropy_cost=1e-2,
+                     reward_scaling=1.0, normalize_advantage=False, vf_loss_coefficient=0.25, clipping_epsilon=0.3,
+                     gae_lambda=0.95, num_evals=21, num_eval_envs=128)
+
+
+@PRESETS.register("full")
+def _full() -> dict:
+  envs = tuple(f"ant_{task}_{n}" for task in ("reach", "touch") for n in range(2, 7))
+  return dict(envs=envs, ppo=PPO_REFERENCE, train_episode_length=1000, eval_episodes=128, shaped_reward="none")
+
+
+@PRESETS.register("quick")
+def _quick() -> dict:
+  ppo = dict(PPO_REFERENCE, num_timesteps=1_500_000, num_envs=64, batch_size=64, num_minibatches=8, unroll_length=20,
+             normalize_advantage=True, vf_loss_coefficient=0.5, num_evals=11, num_eval_envs=16)
+  return dict(envs=("ant_touch_2", "ant_touch_3", "ant_touch_4"), ppo=ppo, train_episode_length=500,
+              eval_episodes=32, shaped_reward="progress")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  a = parse_arg(arg, **ARGS)
+  preset = PRESETS.get(a.preset)()
+  c = ml_collections.ConfigDict()
+  c.preset, c.seed = a.preset, a.seed
+  c.envs = tuple(n for n in a.envs.split("+") if n) or tuple(preset["envs"])
+  c.backend = ""  # '' = morphology.envs.DEFAULT_BACKEND, the backend an expert's act_fn is documented for
+  shaped = a.shaped_reward or preset["shaped_reward"]
+  c.shaped_reward = None if shaped == "none" else shaped  # morphology.experts.SHAPED_REWARDS; None: the reference's
+  # `progress`: scale x (previous - current task distance) + success_bonus on the success step.
+  c.shaping = ml_collections.ConfigDict(dict(progress_scale=10.0, success_bonus=10.0))
+  c.train_episode_length = preset["train_episode_length"]  # PPO's episodes; evaluation uses the env's (1000)
+  c.eval_episodes = preset["eval_episodes"]  # deterministic episodes per snapshot for the selection
+  c.accept_success = 0.5  # an expert below this deterministic success rate is recorded but refused by load_expert
+  c.ppo = ml_collections.ConfigDict(dict(
+      normalize_observations=True, action_repeat=1,
+      policy_hidden_layer_sizes=(256, 256), value_hidden_layer_sizes=(256, 256), **preset["ppo"]))
+  return c
+
+
+# The rule of every field above, read by morphology.experts.validate_config before anything is written (a
+# field not listed here is refused as unknown). Checked there against the code: env names (morphology.envs),
+# shaped_reward (morphology.experts.SHAPED_REWARDS), backend; ppo.num_envs is split over the local devices.
+_POSITIVE = Field(int, ge=1)
+FIELDS = {
+    "preset": Field(str, nonempty=True), "seed": Field(int, ge=0, lt=2**31 - 1),
+    "envs": Field(tuple, items=str, nonempty=True), "backend": Field(str),
+    "shaped_reward": Field(str, none=True, nonempty=True),
+    "shaping.progress_scale": Field(float, gt=0), "shaping.success_bonus": Field(float, ge=0),
+    "train_episode_length": _POSITIVE, "eval_episodes": _POSITIVE, "accept_success": Field(float, ge=0, le=1),
+    "ppo.normalize_observations": Field(bool), "ppo.action_repeat": Field(int, ge=1, le=1),  # experts act every step
+    "ppo.policy_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
+    "ppo.value_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
+    "ppo.num_timesteps": _POSITIVE, "ppo.num_evals": Field(int, ge=2), "ppo.reward_scaling": Field(float, gt=0),
+    "ppo.unroll_length": _POSITIVE, "ppo.num_minibatches": _POSITIVE, "ppo.num_updates_per_batch": _POSITIVE,
+    "ppo.discounting": Field(float, gt=0, le=1), "ppo.learning_rate": Field(float, gt=0, le=1),
+    "ppo.entropy_cost": Field(float, ge=0), "ppo.num_envs": _POSITIVE, "ppo.batch_size": _POSITIVE,
+    "ppo.num_eval_envs": _POSITIVE, "ppo.normalize_advantage": Field(bool), "ppo.vf_loss_coefficient": Field(float, gt=0),
+    "ppo.clipping_epsilon": Field(float, gt=0), "ppo.gae_lambda": Field(float, ge=0, le=1),
+}
+
+
+def conflicts(c) -> list[tuple[str, str]]:
+  """(field, why) of every set of values in `c` that cannot work together; each value already obeys FIELDS."""
+  out = []
+  repeated = sorted({e for e in c.envs if list(c.envs).count(e) > 1})
+  if repeated:
+    out.append(("envs", f"lists {', '.join(repeated)} more than once"))
+  for name in ("policy_hidden_layer_sizes", "value_hidden_layer_sizes"):
+    if any(size < 1 for size in c.ppo[name]):
+      out.append((f"ppo.{name}", f"every layer needs >= 1 unit, got {tuple(c.ppo[name])}"))
+  p = c.ppo
+  if p.batch_size * p.num_minibatches % p.num_envs:  # brax PPO asserts this when it starts
+    out.append(("ppo.num_envs", f"ppo.batch_size * ppo.num_minibatches = {p.batch_size * p.num_minibatches} is not "
+                                f"a multiple of ppo.num_envs={p.num_envs}"))
+  return out
