@@ -6,6 +6,7 @@ Each run is the real command line (`python -m experiments.train_gdt ... --coordi
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -119,6 +120,11 @@ def runs(tmp_path_factory):
   outs = [p.communicate(timeout=1800) for p in procs]  # minutes on a loaded 2-core machine
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
+  # The 2-process checkpoint evaluated again by one process (training is finished, so it only evaluates).
+  shutil.copytree(root / "two", root / "two_reeval", ignore=shutil.ignore_patterns("eval_*"))
+  again = subprocess.run([sys.executable, *_args(root, root / "two_reeval")], cwd=REPO, env=_env(4, cache),
+                         capture_output=True, text=True, timeout=1800)
+  assert again.returncode == 0, again.stderr[-3000:]
   return root, outs
 
 
@@ -139,13 +145,18 @@ def test_two_processes_train_as_one_process_with_the_same_devices(runs):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=PARAM_ATOL)
 
 
+def _w1(workdir) -> dict:
+  summary = json.loads((workdir / "eval_histogram.json").read_text())
+  return {k: v for k, v in summary["aggregates"].items() if k.startswith("w1")}
+
+
 @pytest.mark.slow
 def test_two_processes_evaluate_as_one_process(runs):
   root, _ = runs
-  name = "eval_histogram.json"
-  one = json.loads((root / "one" / name).read_text())
-  two = json.loads((root / "two" / name).read_text())
-  w1 = sorted(k for k in one["aggregates"] if k.startswith("w1"))
-  assert w1 and sorted(k for k in two["aggregates"] if k.startswith("w1")) == w1
-  np.testing.assert_allclose([two["aggregates"][k] for k in w1], [one["aggregates"][k] for k in w1], rtol=1e-4,
-                             atol=1e-5)
+  two, again, one = _w1(root / "two"), _w1(root / "two_reeval"), _w1(root / "one")
+  assert two and sorted(two) == sorted(again) == sorted(one)
+  # The same parameters: the multi-process evaluation is the single-process one.
+  np.testing.assert_allclose([two[k] for k in two], [again[k] for k in two], rtol=1e-6)
+  # The 1-process run's parameters differ by up to 1e-4 (see PARAM_ATOL) and 1000-step cheetah rollouts amplify
+  # that: measured W1 differences up to 0.011 of ~0.4.
+  np.testing.assert_allclose([two[k] for k in two], [one[k] for k in two], atol=0.03)
