@@ -165,12 +165,14 @@ def policy_step_fns(model, env_name: str, context_length: int, conditioning: str
 
 @functools.lru_cache(maxsize=16)
 def _rollout_fns(model, env_name: str, backend: str, context_length: int, conditioning: str, schedule: str,
-                 features: tuple[str, ...], xvel_offset_like_gdt: bool, chunk_steps: int):
-  """(env, run_chunk) for one model/env/protocol: the core rollout's chunk with the GDT policy step.
+                 features: tuple[str, ...], xvel_offset_like_gdt: bool, chunk_steps: int,
+                 env_kwargs: tuple[tuple[str, object], ...] = ()):
+  """(env, run_chunk) for one model/env (built with `env_kwargs` items)/protocol: the core rollout's chunk with the
+  GDT policy step.
 
   Shapes of targets and batch are traced, so new params or targets of the same shapes reuse the compilation.
   """
-  env = gdt_envs.make(env_name, backend=backend)
+  env = gdt_envs.make(env_name, backend=backend, **dict(env_kwargs))
   act, observe = policy_step_fns(model, env_name, context_length, conditioning, schedule, features,
                                  xvel_offset_like_gdt)
   return env, rollout.make_chunk(env, act, observe, chunk_steps)
@@ -293,18 +295,44 @@ def evaluate_policy(policy, targets: Targets, config, rng) -> EvalResult:
   """Rolls out every target x episode in parallel on Brax and scores the achieved feature histograms.
 
   `policy` is a `gdt.checkpoint.LoadedPolicy`; `targets` must carry the policy's own labels; `config` is the
-  run's eval block (EVAL_KEYS). Episode length = the target's length, or until the env is done.
+  run's eval block (EVAL_KEYS). Episode length = the target's length, or until the env is done. Each target plays
+  in its task's env (`targets.task_specs`: env, env_kwargs, backend, from the dataset's metadata; the policy's env
+  for targets without a task), one batched rollout per task; the result lists the targets in their given order.
   """
   setup = prepare_rollout(policy, targets, config)
   settings = setup.settings
   t_max = targets.max_length
-  chunk = int(min(settings["chunk_steps"], t_max))
-  env, run_chunk = _rollout_fns(
-      policy.model, policy.env, policy.backend, int(policy.context_length), targets.labels.conditioning,
-      settings["schedule"], setup.features, bool(settings["xvel_offset_like_gdt"]), chunk)
-  state = rollout.init_state(env, rng, targets.lengths[setup.env_target], setup.carry)
-  res = rollout.run(run_chunk, setup.inputs, state, t_max, chunk, rng, label="[eval] ")
-  return score_rollout(policy, targets, setup, res.outputs, res.steps, res.compile_s, res.run_s)
+  merged: dict[str, np.ndarray] = {}
+  steps, compile_s, run_s, per_task = 0, 0.0, 0.0, {}
+  groups = targets.task_groups()
+  for i, (task, idx) in enumerate(groups):
+    whole = len(groups) == 1
+    sub = targets if whole else targets.select(idx)
+    sub_setup = setup if whole else prepare_rollout(policy, sub, config)
+    spec = dict(env=policy.env, backend=policy.backend) if task is None else targets.task_specs[task]
+    sub_t = sub.max_length
+    chunk = int(min(settings["chunk_steps"], sub_t))
+    env, run_chunk = _rollout_fns(
+        policy.model, spec["env"], spec.get("backend") or policy.backend, int(policy.context_length),
+        targets.labels.conditioning, settings["schedule"], setup.features, bool(settings["xvel_offset_like_gdt"]),
+        chunk, tuple(sorted((spec.get("env_kwargs") or {}).items())))
+    key = rng if whole else jax.random.fold_in(rng, i)  # one task: the keys of a single rollout
+    state = rollout.init_state(env, key, sub.lengths[sub_setup.env_target], sub_setup.carry)
+    res = rollout.run(run_chunk, sub_setup.inputs, state, sub_t, chunk, key,
+                      label=f"[eval{'' if task is None else ' ' + task}] ")
+    rows = (idx[:, None] * setup.episodes + np.arange(setup.episodes)[None]).ravel()  # this task's envs in E
+    for name, x in res.outputs.items():
+      x = np.asarray(x)
+      if name not in merged:
+        merged[name] = np.zeros((len(setup.env_target), t_max) + x.shape[2:], x.dtype)
+      merged[name][rows, :x.shape[1]] = x
+    steps, compile_s, run_s = max(steps, res.steps), compile_s + res.compile_s, run_s + res.run_s
+    if task is not None:
+      per_task[task] = dict(spec, targets=len(idx), env_steps=int(np.asarray(res.outputs["valid"]).sum()))
+  result = score_rollout(policy, targets, setup, merged, steps, compile_s, run_s)
+  if not per_task:
+    return result
+  return dataclasses.replace(result, protocol=dict(result.protocol, tasks=per_task))
 
 
 def normalized_return(returns, reference: tuple[float, float]):
@@ -355,6 +383,10 @@ def score_rollout(policy, targets: Targets, setup: RolloutSetup, outputs: Mappin
     rows[j] = {"name": targets.names[j], **rows[j], "mean_return": float(returns[j].mean()),
                "std_return": float(returns[j].std()), "mean_length": float(lengths[j].mean()),
                "target_return": float(targets.returns[j])}
+    if targets.tasks:
+      rows[j]["task"] = targets.tasks[j]
+    if targets.mixture_weights is not None and np.isfinite(targets.mixture_weights[j]):
+      rows[j]["mixture_weight"] = float(targets.mixture_weights[j])
     if reference is not None:
       rows[j].update(normalized_return=float(normalized_return(returns[j], reference).mean()),
                      std_normalized_return=float(normalized_return(returns[j], reference).std()),
@@ -366,15 +398,35 @@ def score_rollout(policy, targets: Targets, setup: RolloutSetup, outputs: Mappin
 
 
 def _group_rows(rows: Sequence[Mapping], group: str) -> list[Mapping]:
-  return list(rows) if group == "all" else [r for r in rows if r["name"].startswith(group + "_")]
+  """The rows of `group`: 'all', a GROUPS prefix (best/middle), 'mix' (every mixture target), 'mix<w>' (the
+  mixture targets of weight w) or 'task=<label>' (the trajectory targets of one task)."""
+  if group == "all":
+    return list(rows)
+  if group == "mix":
+    return [r for r in rows if "mixture_weight" in r]
+  if group.startswith("task="):
+    return [r for r in rows if r.get("task") == group[5:] and "mixture_weight" not in r]
+  return [r for r in rows if r["name"].startswith(group + "_")]
+
+
+def _groups(rows: Sequence[Mapping]) -> list[str]:
+  """best, middle; per task when the trajectory targets span several; mix and per mixture weight; all."""
+  out = list(GROUPS)
+  tasks = list(dict.fromkeys(r["task"] for r in rows if "task" in r and "mixture_weight" not in r))
+  if len(tasks) > 1:
+    out += [f"task={t}" for t in tasks]
+  weights = list(dict.fromkeys(r["mixture_weight"] for r in rows if "mixture_weight" in r))
+  if weights:
+    out += ["mix"] + [f"mix{w:g}" for w in weights]
+  return out + ["all"]
 
 
 def _aggregate(rows: Sequence[Mapping]) -> dict:
   """Means of every W1 column, of mean_return and of normalized_return (if any) over the best / middle / all
-  targets."""
+  targets (and per task, per mixture weight: `_groups`), e.g. 'w1_best', 'w1_mix0.5', 'w1_task=cheetah_backflip'."""
   keys = [k for k in rows[0] if k.startswith("w1") or k in ("mean_return", "normalized_return")]
   out = {}
-  for group in GROUPS + ("all",):
+  for group in _groups(rows):
     selected = _group_rows(rows, group)
     if not selected:
       continue
@@ -399,7 +451,8 @@ def markdown_table(results_by_method: Mapping[str, EvalResult]) -> str:
   for name in names:
     per = [[r for r in res.rows if r["name"] == name] for res in results_by_method.values()]
     lines.append(f"| {name} | " + " | ".join(cells(per)) + " |")
-  for group in GROUPS + ("all",):
+  groups = list(dict.fromkeys(g for res in results_by_method.values() for g in _groups(res.rows)))
+  for group in groups:
     per = [_group_rows(res.rows, group) for res in results_by_method.values()]
     if any(per):
       lines.append(f"| mean {group} | " + " | ".join(cells(per)) + " |")

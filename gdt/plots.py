@@ -40,3 +40,38 @@ def histogram_grid(path: str, names: Sequence[str], edges: np.ndarray, target: n
   fig.savefig(buf, format="png", dpi=90)
   plt.close(fig)
   atomic_write_bytes(path, buf.getvalue())
+
+
+def method_histograms(path: str, edges: np.ndarray, panels: Sequence[tuple[str, np.ndarray, dict]],
+                      title: str = "", columns: int = 3, xlabel: str = "") -> None:
+  """One panel per (name, target [B], {method: achieved [B]}): the target as grey bars, each method's achieved
+  histogram as a step line over `edges` [B+1], e.g. a bimodal x-velocity target and what CDT and DT did.
+
+    method_histograms("bimodal.png", edges, [("w=0.5", target, {"CDT": h_cdt, "DT": h_dt})], xlabel="x-velocity")
+  """
+  edges = np.asarray(edges)
+  centers, width = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+  m = len(panels)
+  cols = min(columns, m)
+  rows = math.ceil(m / cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharex=True)
+  for i, ax in enumerate(axes.flat):
+    if i >= m:
+      ax.axis("off")
+      continue
+    name, target, achieved = panels[i]
+    ax.bar(centers, target, width=width, color="0.75", label="target")
+    for method, hist in achieved.items():
+      ax.step(edges, np.append(hist, hist[-1]), where="post", label=method, linewidth=1.4)
+    ax.set_title(name, fontsize=9)
+    ax.tick_params(labelsize=7)
+    if xlabel:
+      ax.set_xlabel(xlabel, fontsize=8)
+  axes.flat[0].legend(fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=90)
+  plt.close(fig)
+  atomic_write_bytes(path, buf.getvalue())

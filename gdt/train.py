@@ -34,7 +34,8 @@ from gdt.conditioning import CONDITIONINGS, Labels
 from gdt.core import checkpoint as core_ckpt
 from gdt.core.cli import check_fields
 from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop, train_loop_seeds
-from gdt.core.workdir import WorkdirLock, atomic_write_bytes, config_to_dict, format_seconds, prepare_workdir
+from gdt.core.workdir import (WorkdirLock, atomic_write_bytes, config_to_dict, format_seconds, prepare_workdir,
+                              remove_stale_temp_files)
 from gdt.data import DatasetError, Trajectories, dataset_path
 from gdt.models import GDTPolicy
 
@@ -54,6 +55,14 @@ def validate_config(config) -> None:
   _check(config.train.dropout_prng in DROPOUT_PRNGS, "train.dropout_prng",
          f"must be one of {DROPOUT_PRNGS}, got {config.train.dropout_prng!r}")
   _get("eval.schedule", evaluate.SCHEDULES.get, config.eval.schedule)
+  if config.eval.synthetic:
+    _get("eval.synthetic", targets.SYNTHETIC.get, config.eval.synthetic)
+  layout = envs.observation_layout(config.env)
+  for env, _, _ in extra_datasets(config):
+    _get("extra_datasets", envs.ENVS.get, env)
+    _check(envs.observation_layout(env) == layout, "extra_datasets",
+           f"{env!r} observes {envs.observation_layout(env)} but {config.env!r} observes {layout}: their "
+           "trajectories cannot share one policy's inputs")
   devices = jax.local_device_count()
   _check(config.train.batch_size % devices == 0, "train.batch_size",
          f"{config.train.batch_size} must be a multiple of the {devices} local devices")
@@ -62,11 +71,35 @@ def validate_config(config) -> None:
     raise ValueError("; ".join(f"config field {field!r}: {why}" for field, why in found))
 
 
+def extra_datasets(config) -> list[tuple[str, str, str]]:
+  """(env, dataset, data_dir) of each `extra_datasets` entry ('env:dataset' or 'env:dataset@DIR', DIR relative to
+  data_dir); raises naming the field on a malformed entry."""
+  out = []
+  for entry in config.extra_datasets:
+    name, _, where = entry.partition("@")
+    env, sep, dataset = name.partition(":")
+    _check(bool(sep and env and dataset), "extra_datasets",
+           f"entry {entry!r} is not 'env:dataset' or 'env:dataset@DIR'")
+    out.append((env, dataset, os.path.normpath(os.path.join(config.data_dir, where)) if where else config.data_dir))
+  return out
+
+
+def dataset_paths(config) -> list[tuple[str, str]]:
+  """(env, path) of the config's dataset, then of each of `extra_datasets`."""
+  return [(config.env, dataset_path(config.data_dir, config.env, config.dataset))] + [
+      (env, dataset_path(where, env, dataset)) for env, dataset, where in extra_datasets(config)]
+
+
 def validate_dataset(config, trajs: Trajectories, path: str) -> None:
   """The dataset at `path` can train and evaluate `config`: its env, every feature (conditioning and scored), the
-  best/middle held-out targets (disjoint, leaving >= 2 training trajectories), a backend that can evaluate it."""
+  best/middle held-out targets (disjoint, leaving >= 2 training trajectories; per task), a backend that can
+  evaluate it, and the synthetic targets' tasks."""
   env = trajs.metadata.get("env")
   _check(env == config.env, "env", f"config says {config.env!r} but {path} holds {env!r} data")
+  _validate_loaded(config, trajs, path)
+
+
+def _validate_loaded(config, trajs: Trajectories, path: str) -> None:
   first = trajs.select([0])
   for field, name in _features(config):
     try:
@@ -75,9 +108,10 @@ def validate_dataset(config, trajs: Trajectories, path: str) -> None:
       raise ValueError(f"config field {field!r}: {e.args[0]} ({path})") from None
   best_k, middle_k = config.eval.best_k, config.eval.middle_k
   held_out = best_k + middle_k
-  _check(trajs.num_trajectories > held_out + 1, "eval.best_k/middle_k",
-         f"{held_out} held-out targets leave too little training data in {path} ({trajs.num_trajectories} "
-         "trajectories; at least 2 must remain)")
+  num_tasks = len(trajs.task_specs())
+  _check(trajs.num_trajectories > num_tasks * held_out + 1, "eval.best_k/middle_k",
+         f"{held_out} held-out targets{' per task' if num_tasks > 1 else ''} leave too little training data in "
+         f"{path} ({trajs.num_trajectories} trajectories; at least 2 must remain)")
   try:
     targets.split_targets(trajs, best_k, middle_k)
   except ValueError as e:
@@ -86,6 +120,13 @@ def validate_dataset(config, trajs: Trajectories, path: str) -> None:
   if backend not in evaluate.EVALUATORS:
     raise DatasetError(f"{path}: metadata 'backend' {backend!r} cannot be evaluated (known: "
                        f"{', '.join(evaluate.EVALUATORS.names())}); the run would fail after training")
+  if config.eval.synthetic == "mixture":
+    if best_k + middle_k == 0:
+      raise ValueError("config field 'eval.best_k/middle_k': 'mixture' targets mix held-out targets; hold some out")
+    try:
+      targets.mixture_parts(config.eval, list(trajs.task_specs()))
+    except ValueError as e:
+      raise ValueError(f"config field {e} ({path})") from None
 
 
 def _features(config) -> list[tuple[str, str]]:
@@ -305,14 +346,41 @@ class GDTTrainer(Trainer):
 
 
 def load_dataset(config) -> tuple[Trajectories, str]:
-  path = dataset_path(config.data_dir, config.env, config.dataset)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"dataset {path} not found (config fields data_dir/env/dataset); generate it with "
-                            f"python -m experiments.generate_data --config=experiments/configs/data.py:env={config.env} "
-                            f"--workdir={config.data_dir}")
-  trajs = Trajectories.load(path)
-  validate_dataset(config, trajs, path)
+  """The config's dataset joined with its `extra_datasets` (each file checked: its env, matching observation and
+  action sizes, features, held-out targets) -> (trajectories, the paths joined with ' + ')."""
+  parts, paths = [], []
+  for i, (env, path) in enumerate(dataset_paths(config)):
+    if not os.path.exists(path):
+      where = os.path.dirname(os.path.dirname(path))
+      raise FileNotFoundError(f"dataset {path} not found (config fields data_dir/env/dataset"
+                              f"{'' if i == 0 else '/extra_datasets'}); generate it with python -m "
+                              f"experiments.generate_data --config=experiments/configs/data.py:env={env} "
+                              f"--workdir={where}")
+    trajs = Trajectories.load(path)
+    held = trajs.metadata.get("env")
+    _check(held == env, "env" if i == 0 else "extra_datasets", f"config says {env!r} but {path} holds {held!r} data")
+    if parts and (trajs.obs_dim, trajs.act_dim) != (parts[0].obs_dim, parts[0].act_dim):
+      raise ValueError(f"config field 'extra_datasets': {path} has obs/action sizes {trajs.obs_dim}/{trajs.act_dim} "
+                       f"but {paths[0]} has {parts[0].obs_dim}/{parts[0].act_dim}: one policy cannot read both")
+    parts.append(trajs)
+    paths.append(path)
+  try:
+    trajs = parts[0] if len(parts) == 1 else Trajectories.concatenate(parts)
+  except ValueError as e:
+    raise ValueError(f"config field 'extra_datasets': cannot join {' + '.join(paths)}: {e}") from None
+  path = " + ".join(paths)
+  _validate_loaded(config, trajs, path)
   return trajs, path
+
+
+def datasets_fingerprint(config) -> dict:
+  """`dataset_fingerprint` of the config's dataset; with `extra_datasets`, of all files together (sha256 over the
+  files' digests in order)."""
+  prints = [dataset_fingerprint(path) for _, path in dataset_paths(config)]
+  if len(prints) == 1:
+    return prints[0]
+  return {"path": " + ".join(p["path"] for p in prints), "bytes": sum(p["bytes"] for p in prints),
+          "sha256": hashlib.sha256("".join(p["sha256"] for p in prints).encode()).hexdigest()}
 
 
 def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print):
@@ -350,10 +418,11 @@ def _train_and_evaluate(configs: list, workdirs: list[str], log: Callable[[str],
   config = configs[0]
   validate_config(config)
   trajs, path = load_dataset(config)
-  fingerprint = dataset_fingerprint(path)
+  fingerprint = datasets_fingerprint(config)
   with contextlib.ExitStack() as locks:
     for c, workdir in zip(configs, workdirs, strict=True):
       locks.enter_context(WorkdirLock(workdir))
+      remove_stale_temp_files(workdir, log=log)  # of writes a killed run interrupted
       saved = core_ckpt.latest_meta(workdir)
       check_dataset(workdir, fingerprint)  # before prepare_workdir rewrites config.json
       prepare_workdir(workdir, c, allow_changes=("train.num_steps", "eval"),
@@ -380,11 +449,16 @@ def _train_and_evaluate(configs: list, workdirs: list[str], log: Callable[[str],
 
 def held_out_targets(config, trajs: Trajectories, target_idx, names, labels: Labels) -> targets.Targets:
   """The held-out targets conditioned with `labels` (the policy's); extra scored features are binned over the same
-  trajectories as the labels' feature (`statistics_trajectories`), so every W1 grid of a run is one grid."""
+  trajectories as the labels' feature (`statistics_trajectories`), so every W1 grid of a run is one grid. With
+  `eval.synthetic` the synthetic targets built from them follow (`gdt.targets.SYNTHETIC`)."""
   train_idx = np.setdiff1d(np.arange(trajs.num_trajectories), target_idx)
   stats = statistics_trajectories(trajs, config, train_idx)
   score_edges = {name: targets.feature_edges(stats, name, labels.num_bins) for name in config.eval.score_features}
-  return targets.trajectory_targets(trajs, target_idx, names, labels, score_edges)
+  held_out = targets.trajectory_targets(trajs, target_idx, names, labels, score_edges)
+  if not config.eval.synthetic:
+    return held_out
+  synthetic = targets.SYNTHETIC.get(config.eval.synthetic)(config.eval, held_out, labels)
+  return targets.concatenate([held_out, synthetic])
 
 
 def evaluate_run(config, workdir: str, trajs: Trajectories, target_idx, names, log: Callable[[str], None] = print):

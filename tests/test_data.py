@@ -130,10 +130,15 @@ def test_mask_returns_select_concatenate():
   np.testing.assert_allclose(c.returns(), np.concatenate([short.returns(), r]), rtol=1e-6)
   c.validate()
 
+  other_backend = make_trajs()
+  other_backend.metadata.update(backend="spring", policy_steps=[1, 2, 3])
+  with pytest.raises(ValueError, match="disagree on metadata 'backend'"):
+    Trajectories.concatenate([t, other_backend])
+  # another env with the same spaces is kept as a task per trajectory (tests/test_multi_env.py)
   other_env = make_trajs()
-  other_env.metadata["env"] = "walker2d"
-  with pytest.raises(ValueError, match="disagree on metadata 'env'"):
-    Trajectories.concatenate([t, other_env])
+  other_env.metadata.update(env="walker2d", policy_steps=[1, 2, 3])
+  mixed = Trajectories.concatenate([t, other_env])
+  assert mixed.tasks() == ["hopper"] * 3 + ["walker2d"] * 3 and mixed.metadata["env"] == "hopper+walker2d"
 
 
 def test_feature_index_error_names_feature_dataset_and_available():

@@ -14,6 +14,7 @@ import pytest
 from experiments.configs import data as data_configs
 from gdt import envs
 from gdt.core import ppo
+from gdt.core.workdir import WorkdirBusy, WorkdirLock, remove_stale_temp_files
 from gdt.data import Trajectories, generation
 from gdt.data.trajectories import default_metadata
 
@@ -125,6 +126,7 @@ def test_tiny_generation_writes_datasets_and_resumes(tmp_path):
     assert (m["env"], m["backend"], m["dataset"], m["source"]) == ("hopper", envs.default_backend("hopper"), level, "brax")
     assert m["observation_layout"] == envs.observation_layout("hopper")
     assert m["seed"] == 0 and m["version"] and m["ppo"]["num_timesteps"] == 400
+    assert m["ppo_resumes"] == []  # PPO ran uninterrupted
     assert len(m["policy_levels"]) == len(m["policy_steps"]) == trajs.num_trajectories
     if level != "medium-expert":  # whole batches of whole episodes, up to the first batch reaching the target
       assert trajs.num_trajectories % config.rollout_envs == 0 and trajs.num_transitions >= 60
@@ -164,4 +166,69 @@ def test_tiny_generation_writes_datasets_and_resumes(tmp_path):
   resumed = ppo.train_ppo(envs.make("hopper"), config.ppo, run_dir, seed=config.seed,
                           episode_length=config.episode_length)
   assert resumed[-1].step >= config.ppo.num_timesteps
+  assert [r["from_step"] for r in ppo.ppo_resumes(run_dir)] == [snapshots[1].step]  # recorded for the datasets
   assert {s.step: os.path.getmtime(ppo.snapshot_path(run_dir, s.step)) for s in snapshots[:2]} == kept
+
+
+def test_every_dataset_records_the_ppo_restarts(tmp_path):
+  """Data drawn from a PPO run resumed after a kill (not bitwise the uninterrupted seed's) say so; others record
+  none."""
+  config = tiny_config()
+  config.select_levels_by = "ppo_eval"
+  g = generation.Generator(config, str(tmp_path))
+  g._snapshots = [ppo.Snapshot(step, float(step), None) for step in (0, 160, 320)]
+  g._datasets["random"] = Trajectories.from_flat(np.zeros((4, 1)), np.zeros((4, 1)), np.zeros(4), np.eye(4)[3] > 0,
+                                                 np.zeros(4, bool))
+  levels = [("random", -1), ("expert", 320), ("medium", 0)]
+  assert [g.metadata(level, [level], [step])["ppo_resumes"] for level, step in levels] == [[], [], []]
+  resumes = [{"from_step": 160, "time": "2026-12-02T00:40:00"}]
+  os.makedirs(os.path.join(g.run_dir, ppo.SNAPSHOT_DIR))
+  with open(os.path.join(g.run_dir, ppo.SNAPSHOT_DIR, ppo.PPO_RESUMES), "w") as f:
+    json.dump(resumes, f)
+  assert [g.metadata(level, [level], [step])["ppo_resumes"] for level, step in levels] == [resumes] * 3
+
+
+def test_temp_files_of_killed_saves_are_removed_at_the_next_start_and_nothing_else(tmp_path, monkeypatch, capsys):
+  """A dataset save killed before its rename leaves `.tmp-XXXXXXXX<name>`; `generate` deletes such files under the
+  workdir's lock before any work, and leaves files that only look similar, directories and user files alone."""
+  workdir, copies = tmp_path / "data", tmp_path / "copies"
+  copies.mkdir()
+  real_replace = os.replace
+
+  def replace_keeping_the_temp_file(src, dst):  # a copy of the temp file as a kill before the rename leaves it
+    shutil.copy(src, copies / os.path.basename(src))
+    real_replace(src, dst)
+
+  monkeypatch.setattr(os, "replace", replace_keeping_the_temp_file)
+  trajs = Trajectories.from_flat(np.zeros((4, 1)), np.zeros((4, 1)), np.zeros(4), np.eye(4)[3] > 0, np.zeros(4, bool),
+                                 default_metadata("hopper", "random", "brax", "spring", 1, {}))
+  trajs.save(generation.dataset_path(str(workdir), "hopper", "random"))
+  monkeypatch.setattr(os, "replace", real_replace)
+  (leftover,) = os.listdir(copies)
+  assert leftover.startswith(".tmp-") and leftover.endswith("hopper-random.npz")
+  stale = [workdir / "datasets" / leftover, workdir / "runs" / "hopper" / ".tmp-ab_d1234summary.md"]
+  others = [workdir / "notes.tmp-abcd1234.txt", workdir / ".tmp-short", workdir / ".tmp-ABCDEFGHsummary.md",
+            workdir / "runs" / "mine.txt"]
+  for p in stale[1:] + others:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("x")
+  shutil.move(copies / leftover, stale[0])
+  (workdir / ".tmp-abcdefghdir").mkdir()
+
+  seen = []
+
+  def fake_generate(config, workdir_):  # the stages, run once the lock is held and the temp files are gone
+    with pytest.raises(WorkdirBusy):
+      WorkdirLock(workdir_).acquire()
+    seen.append([p.exists() for p in stale])
+
+  monkeypatch.setattr(generation, "_generate", fake_generate)
+  capsys.readouterr()
+  generation.generate(tiny_config(), str(workdir))
+  assert seen == [[False, False]]
+  (line,) = capsys.readouterr().out.splitlines()
+  assert line.startswith(f"[workdir] removed 2 temp files left by interrupted writes in {workdir}: ")
+  assert all(p.exists() for p in others) and (workdir / ".tmp-abcdefghdir").is_dir()
+  assert Trajectories.load(generation.dataset_path(str(workdir), "hopper", "random")).num_trajectories == 1
+  lines = []
+  assert remove_stale_temp_files(str(workdir), log=lines.append) == [] and lines == []  # once: nothing left

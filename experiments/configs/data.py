@@ -3,10 +3,15 @@
 Commands (rerunning on the same workdir resumes; finished stages are skipped):
   python -m experiments.generate_data --config=experiments/configs/data.py:env=halfcheetah,preset=quick --workdir=workdirs/data_quick
   python -m experiments.generate_data --config=experiments/configs/data.py:env=hopper,preset=quick --workdir=workdirs/data_quick
+  python -m experiments.generate_data --config=experiments/configs/data.py:env=walker2d,preset=quick --workdir=workdirs/data_quick
+  python -m experiments.generate_data --config=experiments/configs/data.py:env=ant,preset=quick --workdir=workdirs/data_quick
   python -m experiments.generate_data --config=experiments/configs/data.py:env=halfcheetah,preset=full --workdir=workdirs/data
 
 Config arguments: env (a `gdt.envs` name), preset (demo | quick | full), backend ('' = `gdt.envs.default_backend`),
-seed, deterministic (act with the policy mode instead of sampling it), medium_fraction. Every field's rule is in
+seed, deterministic (act with the policy mode instead of sampling it), medium_fraction. Env options (`ENV_OPTIONS`,
+e.g. cheetah_backflip's rotation_reward_weight) are fields of `env_kwargs`:
+  python -m experiments.generate_data --config=experiments/configs/data.py:env=cheetah_backflip,preset=quick \
+      --config.env_kwargs.reference_reward=True --workdir=workdirs/data_backflip_reference Every field's rule is in
 `FIELDS` and `conflicts` below the defaults; `gdt.data.generation.validate_config` applies them before any work.
 
 Presets (wall times on 2 CPU cores shared with other jobs, so pessimistic; default backend spring). PPO is
@@ -15,8 +20,18 @@ returns below are this machine's.
   demo   halfcheetah random/expert/medium, 50k transitions per level, 368,640 PPO steps (`make demo`'s data stage).
   quick  all five levels, 100k transitions per level, 600k PPO steps (64 envs, 16 evals), measured 2026-12-01:
          halfcheetah 6m22s (load 1-4), random -71.5 < medium 483.0 < expert 1565.0, medium-replay 128.4,
-         medium-expert 1024.0 (snapshots chosen by mode return); hopper: not re-measured since episodes are
-         whole (it terminates, so its data changed: the old stream design dropped unfinished long episodes).
+         medium-expert 1024.0 (snapshots chosen by mode return); hopper: see below (episodes are now whole).
+         walker2d 1M PPO steps, measured 2026-12-02 (workdirs/paper/data/walker2d_quick): 1h10m58s at load 20-30
+         (PPO 58 min of it), random 237.3 < medium 524.7 < expert 1043.9,
+         medium-replay 494.4, medium-expert 697.8. Caveat: this expert STANDS (mean x-velocity 0.05 m/s, 996 of
+         1000 steps alive; mode returns plateau at ~1040 from 215k steps on) while medium walks and falls (0.49 m/s,
+         ~350 steps): walking needs brax's 7.9M steps, so quick walker2d x-velocity targets are mostly ~0 or short.
+         ant 1M PPO steps, measured 2026-12-02 (workdirs/paper/data/ant_quick): 1h35m11s at load 13-30 (PPO ~1h25m),
+         random -247.2 < medium 1205.5 < expert 3341.5, medium-replay 715.5, medium-expert 2273.5 (mode returns
+         still rising at 1M steps: 3926).
+         hopper re-measured 2026-12-02 (workdirs/paper/data/hopper_quick, whole episodes): 46m33s at load 10-27,
+         random 126.0 < medium 231.5 < expert 439.5, medium-replay 165.2, medium-expert 319.8 (a weak expert:
+         ~150-step episodes).
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
 Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
 (expert - random).
@@ -54,6 +69,20 @@ PPO_FULL["cheetah_backflip"] = PPO_FULL["cheetah_vel"] = PPO_FULL["halfcheetah"]
 
 PRESETS: Registry = Registry("data preset")
 
+# Env options: constructor kwargs of the `gdt.envs` classes a data config may set (`--config.env_kwargs.<name>=...`),
+# per env: (default, rule); the defaults are the classes' own (tests/test_multi_env.py checks). The data env is built
+# with them, every dataset records them (metadata 'env_kwargs') and evaluation rebuilds the same env from there.
+ENV_OPTIONS = {
+    "cheetah_backflip": {"rotation_reward_weight": (1.0, Field(float, gt=0)),
+                         "reference_reward": (False, Field(bool))},  # [GDT]'s |x-vel| + |dz/dt| reward
+    "cheetah_vel": {"target_velocity": (1.0, Field(float)), "ctrl_cost_weight": (0.05, Field(float, ge=0))},
+}
+
+
+def env_option_fields(env: str) -> dict[str, Field]:
+  """The FIELDS rules of `env`'s options, as dotted `env_kwargs.<name>` fields."""
+  return {f"env_kwargs.{name}": rule for name, (_, rule) in ENV_OPTIONS.get(env, {}).items()}
+
 
 def _ppo_full(env: str) -> dict:
   if env not in PPO_FULL:
@@ -74,7 +103,7 @@ def _quick(env: str) -> dict:
   return dict(ppo=ppo, levels=ALL_LEVELS, transitions_per_level=100_000, rollout_envs=50)
 
 
-QUICK_TIMESTEPS = {"halfcheetah": 600_000, "hopper": 600_000}
+QUICK_TIMESTEPS = {"halfcheetah": 600_000, "hopper": 600_000, "walker2d": 1_000_000, "ant": 1_000_000}
 
 
 @PRESETS.register("demo")
@@ -91,6 +120,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   preset = PRESETS.get(a.preset)(a.env)
   c = ml_collections.ConfigDict()
   c.env, c.preset, c.backend, c.seed = a.env, a.preset, a.backend, a.seed
+  # the env's constructor options (ENV_OPTIONS; empty for envs without any), recorded in the dataset's metadata
+  c.env_kwargs = ml_collections.ConfigDict({k: d for k, (d, _) in ENV_OPTIONS.get(a.env, {}).items()})
   c.policy = "deterministic" if a.deterministic else "stochastic"  # D4RL behaviour policies sample
   c.medium_fraction = a.medium_fraction  # medium = snapshot nearest random + f (expert - random)
   c.expert_snapshot = "best"  # 'best' return (by `select_levels_by`) or 'final'
@@ -109,7 +140,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 # The rule of every field above, read by gdt.data.generation.validate_config before anything is written (a field not
-# listed here is refused as unknown). Checked there against the code: env (with PPO settings), backend, preset,
+# listed here or, for `env_kwargs.*`, in `env_option_fields(env)` is refused as unknown). Checked there against the code: env (with PPO settings), backend, preset,
 # levels and select_levels_by name registered entries; ppo.num_envs is split over the local devices.
 _POSITIVE = Field(int, ge=1)
 FIELDS = {

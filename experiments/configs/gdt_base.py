@@ -2,7 +2,12 @@
 
 Not a runnable config by itself; `dt.py`, `cdt.py`, `bdt.py` and `bc.py` call `get_config(arg, conditioning=...)`.
 Config arguments (`--config=experiments/configs/cdt.py:env=hopper,feature=reward,seed=1`): env, dataset, feature,
-data_dir, seed, steps (train.num_steps). Every field's rule (type, range, which values cannot work together) is in
+data_dir, seed, steps (train.num_steps). Several datasets (`extra_datasets`, envs with the same spaces) and
+synthetic bimodal targets (`eval.synthetic=mixture`), as experiments/paper/gdt_bimodal.py runs them:
+  python -m experiments.train_gdt --config=experiments/configs/cdt.py:env=halfcheetah,dataset=expert \
+      --config.data_dir=workdirs/paper/data/halfcheetah_quick \
+      "--config.extra_datasets=('cheetah_vel:expert@../cheetah_vel_stand_quick_expert',)" \
+      --config.eval.synthetic=mixture "--config.eval.score_features=()" --workdir=workdirs/cdt_bimodal Every field's rule (type, range, which values cannot work together) is in
 `FIELDS` and `conflicts` below the defaults; `gdt.train.validate_config` applies them before any work.
 
 Runtime (measured 2026-11-21 on 2 quiet cores, before the core refactor; its step computes the same losses bit for
@@ -41,6 +46,10 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
   a = parse_arg(arg, **ARGS)
   c = ml_collections.ConfigDict()
   c.env, c.dataset, c.feature, c.data_dir, c.seed = a.env, a.dataset, a.feature, a.data_dir, a.seed
+  # More datasets to train on, joined with env-dataset: 'env:dataset' (in data_dir) or 'env:dataset@DIR' (DIR relative
+  # to data_dir, e.g. '../backflip' = a sibling data workdir). Envs may differ if their observation and action spaces
+  # agree (halfcheetah + cheetah_backflip); every trajectory keeps its task and is evaluated in it.
+  c.extra_datasets = ()
   c.conditioning = conditioning  # 'rtg' (DT) | 'histogram' (CDT) | 'anticausal' (BDT) | 'none' (BC)
   c.context_length = 20  # K
   c.num_bins = 30  # histogram bins of the feature (31 edges over its range): CDT's z_t and the W1 grid
@@ -68,7 +77,12 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       best_k=5, middle_k=5, episodes_per_target=20, chunk_steps=100, plots=True,
       score_features=("reward",),  # scored besides `feature` (W1 of the reward histogram too)
       schedule="open_loop",  # the reference's time-indexed target schedule; 'closed_loop' updates from what was achieved
-      xvel_offset_like_gdt=False))  # fidelity flag: record the feature of the NEXT state as the reference does (§4)
+      xvel_offset_like_gdt=False,  # fidelity flag: record the feature of the NEXT state as the reference does (§4)
+      # Synthetic targets besides the held-out ones: '' (none) or a name in gdt.targets.SYNTHETIC. 'mixture': for
+      # each weight w, w h(first task's held-out target i) + (1 - w) h(second task's target i) (a bimodal target
+      # of a forward and a backflip cheetah), rolled out in `synthetic_task` ('' = the first mixture task);
+      # `mixture_tasks` () = the data's first two tasks. DT gets the mixture's expected future sum.
+      synthetic="", mixture_weights=(0.25, 0.5, 0.75), mixture_tasks=(), synthetic_task=""))
   return c
 
 
@@ -81,6 +95,7 @@ _POSITIVE = Field(int, ge=1)
 FIELDS = {
     "env": Field(str, nonempty=True), "dataset": Field(str, nonempty=True), "feature": Field(str, nonempty=True),
     "data_dir": Field(str, nonempty=True),
+    "extra_datasets": Field(tuple, items=str),  # 'env:dataset' or 'env:dataset@DIR'; checked in gdt.train
     "seed": Field(int, ge=0, lt=2**31 - 1),  # evaluation uses seed + 1
     "conditioning": Field(str, nonempty=True),
     "context_length": _POSITIVE,
@@ -109,6 +124,9 @@ FIELDS = {
     "eval.score_features": Field(tuple, items=str),
     "eval.schedule": Field(str, nonempty=True),
     "eval.xvel_offset_like_gdt": Field(bool),
+    "eval.synthetic": Field(str),  # '' or a gdt.targets.SYNTHETIC name
+    "eval.mixture_weights": Field(tuple, items=float, nonempty=True),
+    "eval.mixture_tasks": Field(tuple, items=str), "eval.synthetic_task": Field(str),
 }
 
 
@@ -125,6 +143,21 @@ def conflicts(c) -> list[tuple[str, str]]:
                                  f"got gamma={c.gamma}; use eval.schedule=open_loop or gamma=1"))
   if c.eval.best_k + c.eval.middle_k < 1:
     out.append(("eval.best_k/middle_k", "both are 0: no held-out target to evaluate on"))
+  if c.eval.synthetic:
+    if c.eval.score_features:
+      out.append(("eval.score_features", f"synthetic targets ({c.eval.synthetic!r}) have only a {c.feature} "
+                                         f"distribution, nothing to score {tuple(c.eval.score_features)} against; "
+                                         "set eval.score_features=()"))
+    if c.conditioning == "anticausal":
+      out.append(("eval.synthetic", "BDT conditions on demonstration states; a synthetic distribution has none"))
+    if c.eval.synthetic == "mixture" and not c.extra_datasets:
+      out.append(("eval.synthetic", "'mixture' mixes the held-out targets of two tasks: name the second task's "
+                                    "data in extra_datasets"))
+  if any(not 0 <= w <= 1 for w in c.eval.mixture_weights):
+    out.append(("eval.mixture_weights", f"weights must lie in [0, 1], got {tuple(c.eval.mixture_weights)}"))
+  if c.eval.mixture_tasks and len(c.eval.mixture_tasks) != 2:
+    out.append(("eval.mixture_tasks", f"names the two mixed tasks (or () for the data's first two), got "
+                                      f"{tuple(c.eval.mixture_tasks)}"))
   t = c.train
   if t.checkpoint_every % t.steps_per_call and t.checkpoint_every < t.num_steps:
     # Checkpoints are written between calls only, so the requested ones would silently not exist.

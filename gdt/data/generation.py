@@ -4,7 +4,8 @@ Workdir layout (several envs share one): `runs/{env}/` holds config.json, PPO sn
 summary.md; `datasets/{env}-{level}.npz` the datasets; `summary.md` every env's table. Stages, each
 resumable from its files:
   1. PPO (`gdt.core.ppo.train_ppo`): one orbax snapshot per evaluation in `runs/{env}/snapshots/`; a killed
-     run restarts from the last snapshot's params.
+     run restarts from the last snapshot's params (not bitwise the uninterrupted run: every dataset's metadata
+     lists such restarts in `ppo_resumes`).
   2. One dataset per level (`gdt.data.Trajectories`) of whole episodes. Batches of `rollout_envs` envs run
      (`gdt.core.rollout`, one compiled chunk for every batch and level) until the level holds
      `transitions_per_level` transitions; each env plays one episode driven by its own snapshot, until a
@@ -40,9 +41,10 @@ from experiments.configs import data as data_configs  # the data config's fields
 from gdt import envs
 from gdt.core import rollout
 from gdt.core.cli import check_fields
-from gdt.core.ppo import Snapshot, make_policy_factory, stack_snapshots, train_ppo
+from gdt.core.ppo import Snapshot, make_policy_factory, ppo_resumes, stack_snapshots, train_ppo
 from gdt.core.registry import Registry
-from gdt.core.workdir import Progress, atomic_write_bytes, format_seconds, prepare_workdir
+from gdt.core.workdir import (Progress, WorkdirLock, atomic_write_bytes, format_seconds, prepare_workdir,
+                              remove_stale_temp_files)
 from gdt.data.trajectories import Trajectories, dataset_path
 
 RUNS_DIR = "runs"
@@ -145,7 +147,8 @@ class Generator:
     self.run_dir = run_dir(workdir, config.env)
     self.env_name = config.env
     self.backend = config.backend or envs.default_backend(config.env)
-    self.env = envs.make(self.env_name, self.backend)
+    self.env_kwargs = dict(config.env_kwargs)  # recorded in every dataset's metadata; evaluation rebuilds the env
+    self.env = envs.make(self.env_name, self.backend, **self.env_kwargs)
     self._datasets: dict[str, Trajectories] = {}
     self._snapshots: list[Snapshot] | None = None
     self._chunks: dict[bool, Callable] = {}  # deterministic -> the compiled-once episode chunk
@@ -247,7 +250,7 @@ class Generator:
   def metadata(self, level: str, policy_levels: list[str], policy_steps: list[int]) -> dict:
     """Dataset metadata; level_returns are filled in from the trajectories."""
     cfg = self.config
-    out = dict(env=self.env_name, backend=self.backend, dataset=level,
+    out = dict(env=self.env_name, env_kwargs=dict(self.env_kwargs), backend=self.backend, dataset=level,
                observation_layout=envs.observation_layout(self.env_name), policy_levels=list(policy_levels),
                policy_steps=[int(s) for s in policy_steps], seed=int(cfg.seed),
                version=gdt.__version__, source="brax", episode_length=int(cfg.episode_length),
@@ -261,6 +264,9 @@ class Generator:
       out.update(medium_step=self.snapshots[self.medium_index()].step, medium_fraction=float(cfg.medium_fraction))
     if level == "medium-replay":
       out["medium_replay_note"] = MEDIUM_REPLAY_NOTE
+    # [{from_step, time}] per PPO restart after a kill, [] when uninterrupted: a resumed PPO run is not bitwise the
+    # uninterrupted seed's, so neither are data drawn from its snapshots.
+    out["ppo_resumes"] = ppo_resumes(self.run_dir)
     return out
 
 
@@ -320,7 +326,8 @@ def validate_config(config) -> None:
   """Refuses, naming the field, a data config that could not generate, before anything is written: every field's
   type and range, unknown and missing fields (`data.FIELDS`, the rules beside the defaults), names the code must know,
   the devices, and values that cannot work together (`data.conflicts`)."""
-  check_fields(config, data_configs.FIELDS, defaults="experiments/configs/data.py")
+  check_fields(config, {**data_configs.FIELDS, **data_configs.env_option_fields(config.env)},
+               defaults="experiments/configs/data.py")
 
   def known(field: str, getter, name) -> None:
     try:
@@ -349,8 +356,18 @@ def validate_config(config) -> None:
 
 
 def generate(config, workdir: str) -> Generator:
-  """Runs every stage not already done for `config` in `workdir`; returns the Generator (datasets loaded)."""
+  """Runs every stage not already done for `config` in `workdir`; returns the Generator (datasets loaded).
+
+  Holds `workdir`'s lock throughout (one writer: every env's run shares datasets/ and summary.md) and first deletes
+  the temp files of writes a killed run interrupted.
+  """
   validate_config(config)
+  with WorkdirLock(workdir):
+    remove_stale_temp_files(workdir)
+    return _generate(config, workdir)
+
+
+def _generate(config, workdir: str) -> Generator:
   prepare_workdir(run_dir(workdir, config.env), config)
   generator = Generator(config, workdir)
   for level in config.levels:

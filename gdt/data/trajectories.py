@@ -33,10 +33,12 @@ _ARRAYS = {
     "lengths": (1, "iu", np.int32, "[N]"),
 }
 _METADATA_KEY = "metadata_json"
-# Metadata lists with one entry per trajectory: `select` slices them, `concatenate` joins them.
-PER_TRAJECTORY_KEYS = ("policy_levels", "policy_steps")
-# Metadata that must agree for trajectories to be concatenated.
-_MUST_AGREE = ("env", "backend", "observation_layout", "source")
+# Metadata lists with one entry per trajectory: `select` slices them, `concatenate` joins them. `task` is the label
+# of the env (and env options) each trajectory was played in, set when a dataset mixes tasks (see `task_specs`).
+PER_TRAJECTORY_KEYS = ("policy_levels", "policy_steps", "task")
+# Metadata that must agree for trajectories to be concatenated (env and env_kwargs may differ: the parts' tasks are
+# then kept per trajectory).
+_MUST_AGREE = ("backend", "observation_layout", "source")
 _LEVEL_STATS = ("mean", "std", "min", "max", "count")
 
 
@@ -47,6 +49,17 @@ class DatasetError(ValueError):
 def dataset_path(data_dir: str, env: str, dataset: str) -> str:
   """Where the generator writes, and the trainer reads, the `dataset` of `env`."""
   return f"{data_dir}/datasets/{env}-{dataset}.npz"
+
+
+def task_label(env: str, env_kwargs: dict | None = None) -> str:
+  """The task name of `env` built with `env_kwargs`: the env name, plus the options when there are any.
+
+  >>> task_label("cheetah_vel", {"target_velocity": 2.0})
+  'cheetah_vel(target_velocity=2.0)'
+  """
+  if not env_kwargs:
+    return env
+  return f"{env}({','.join(f'{k}={env_kwargs[k]}' for k in sorted(env_kwargs))})"
 
 
 def level_return_stats(returns: np.ndarray, levels: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -69,7 +82,9 @@ class Trajectories:
 
   observations [N, T, obs] f32, actions [N, T, act] f32, rewards [N, T] f32, terminals [N, T] bool,
   timeouts [N, T] bool, lengths [N] i32. Padding is zeros. `metadata` keys: env, backend, dataset,
-  observation_layout, policy_levels (one per trajectory), level_returns, seed, version, source.
+  observation_layout, policy_levels (one per trajectory), level_returns, seed, version, source; optional env_kwargs
+  (the env's constructor options), and for a dataset that mixes tasks `task` (one label per trajectory) and `tasks`
+  (label -> {env, env_kwargs, backend}); `env` is then the '+'-joined env names.
   """
 
   observations: np.ndarray
@@ -122,6 +137,14 @@ class Trajectories:
           f"available: {sorted(layout) or 'none'}")
     return int(layout[name])
 
+  def task_specs(self) -> dict[str, dict]:
+    """Task label -> {env, env_kwargs, backend}: how to build the env each trajectory was played in."""
+    return _task_specs(self.metadata)
+
+  def tasks(self) -> list[str]:
+    """[N] the task label of each trajectory (`task_specs` keys)."""
+    return _task_list(self.metadata, self.num_trajectories)
+
   def select(self, indices) -> Trajectories:
     """The trajectories at `indices` (ints or a bool mask [N]), same T; per-level stats recomputed."""
     idx = np.arange(self.num_trajectories)[np.asarray(indices)]
@@ -139,19 +162,28 @@ class Trajectories:
     """Stacks `parts` along N, zero-padding to the largest T.
 
     Metadata: per-trajectory lists (PER_TRAJECTORY_KEYS) are joined and level_returns recomputed;
-    env, backend, observation_layout and source must agree; differing `dataset` names are joined
+    backend, observation_layout and source must agree; differing `dataset` names are joined
     with '-' (medium + expert -> 'medium-expert'); differing seeds become None; any other key is
     kept where all parts agree and dropped otherwise. Entries of `metadata` override the result.
+    Parts of different tasks (env or env_kwargs, e.g. halfcheetah + cheetah_backflip: same observation and action
+    spaces) keep each trajectory's task: `task` [N] and `tasks` (`task_specs`), env = the '+'-joined env names.
+
+      mixed = Trajectories.concatenate([forward, backflip])  # mixed.tasks() == ['halfcheetah', ..., 'cheetah_backflip']
     """
     if not parts:
       raise ValueError("concatenate needs at least one Trajectories")
+    dims = {(p.obs_dim, p.act_dim) for p in parts}
+    if len(dims) > 1:
+      raise ValueError(f"concatenate: parts have different (obs_dim, act_dim): "
+                       f"{[(p.name, p.obs_dim, p.act_dim) for p in parts]}; only envs with the same observation "
+                       "and action spaces can share a dataset")
     T = max(p.max_length for p in parts)
 
     def stack(field):
       arrays = [getattr(p, field) for p in parts]
       return np.concatenate([_pad_time(a, T) for a in arrays], axis=0)
 
-    merged = _merge_metadata([p.metadata for p in parts])
+    merged = _merge_metadata([p.metadata for p in parts], [p.num_trajectories for p in parts])
     merged.update(metadata or {})
     out = cls(stack("observations"), stack("actions"), stack("rewards"), stack("terminals"),
               stack("timeouts"), np.concatenate([p.lengths for p in parts]), merged)
@@ -284,9 +316,44 @@ def _pad_time(x: np.ndarray, T: int) -> np.ndarray:
   return np.pad(x, pad)
 
 
-def _merge_metadata(metas: list[dict]) -> dict:
+def _task_specs(metadata: dict) -> dict[str, dict]:
+  if "tasks" in metadata:
+    return {k: dict(v) for k, v in metadata["tasks"].items()}
+  env_kwargs = dict(metadata.get("env_kwargs") or {})
+  return {task_label(metadata["env"], env_kwargs): {
+      "env": metadata["env"], "env_kwargs": env_kwargs, "backend": metadata.get("backend")}}
+
+
+def _task_list(metadata: dict, num_trajectories: int) -> list[str]:
+  if "task" in metadata:
+    return list(metadata["task"])
+  (label,) = _task_specs(metadata)
+  return [label] * num_trajectories
+
+
+def _with_tasks(metas: list[dict], sizes: list[int]) -> list[dict]:
+  """`metas` with per-trajectory `task` labels and the `tasks` table when the parts span more than one task."""
+  specs: dict[str, dict] = {}
+  for m in metas:
+    for label, spec in _task_specs(m).items():
+      if specs.setdefault(label, spec) != spec:
+        raise ValueError(f"concatenate: task {label!r} means {specs[label]} in one part and {spec} in another")
+  if len(specs) == 1:
+    return metas
+  env = "+".join(dict.fromkeys(s["env"] for s in specs.values()))
+  # env_kwargs describe one task; with several they live in `tasks`
+  return [{**{k: v for k, v in m.items() if k != "env_kwargs"}, "task": _task_list(m, n), "tasks": specs, "env": env}
+          for m, n in zip(metas, sizes, strict=True)]
+
+
+def _merge_metadata(metas: list[dict], sizes: list[int]) -> dict:
   merged: dict[str, Any] = {}
   missing = object()
+  for key in _MUST_AGREE:  # before tasks: a task's spec holds the backend
+    values = [m.get(key) for m in metas]
+    if any(v != values[0] for v in values):
+      raise ValueError(f"concatenate: parts disagree on metadata {key!r}: {values}")
+  metas = _with_tasks(metas, sizes)
   for key in dict.fromkeys(k for m in metas for k in m):
     values = [m.get(key, missing) for m in metas]
     if key in PER_TRAJECTORY_KEYS:
@@ -370,6 +437,14 @@ def _validate_metadata(where: str, metadata: dict, num_trajectories: int, obs_di
       size = len(metadata[key]) if isinstance(metadata[key], list) else type(metadata[key]).__name__
       raise DatasetError(
           f"{where}: metadata {key!r} has {size} entries, expected one per trajectory ({num_trajectories})")
+  if "task" in metadata:
+    tasks = metadata.get("tasks")
+    if not isinstance(tasks, dict) or not all(isinstance(v, dict) and isinstance(v.get("env"), str)
+                                              for v in tasks.values()):
+      raise DatasetError(f"{where}: metadata 'task' needs a 'tasks' table {{label: {{env, env_kwargs, backend}}}}")
+    unknown = sorted(set(metadata["task"]) - set(tasks))
+    if unknown:
+      raise DatasetError(f"{where}: metadata 'task' labels {unknown} are not in 'tasks' ({sorted(tasks)})")
   levels = metadata["policy_levels"]
   if not all(isinstance(lvl, str) for lvl in levels):
     raise DatasetError(f"{where}: metadata 'policy_levels' must be strings")

@@ -1,0 +1,231 @@
+"""Synthetic bimodal targets from configs, the gdt_bimodal paper experiment's plan and report, and the demo's config."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments.configs import cdt as cdt_config
+from experiments.configs import dt as dt_config
+from experiments.paper import EXPERIMENTS, Result, load_all
+from experiments.paper import gdt_bimodal
+from gdt import envs, hindsight, plots, train
+from gdt import targets as gdt_targets
+from gdt.conditioning import Labels
+from gdt.data import Trajectories, dataset_path, default_metadata, generation
+from launch import paper as driver
+
+S, A, NUM_BINS = 17, 6, 6
+LAYOUT = envs.observation_layout("halfcheetah")
+XVEL = LAYOUT["x_velocity"]
+
+
+def make_trajs(env: str, n: int, shift: float, seed: int) -> Trajectories:
+  rs = np.random.RandomState(seed)
+  t = 12
+  obs = rs.randn(n, t, S).astype(np.float32) * 0.3
+  obs[..., XVEL] += shift
+  meta = default_metadata(env, "expert", "brax", "spring", n, LAYOUT)
+  out = Trajectories(obs, rs.uniform(-1, 1, (n, t, A)).astype(np.float32), rs.randn(n, t).astype(np.float32),
+                     np.zeros((n, t), bool), np.zeros((n, t), bool), np.full(n, t, np.int32), meta)
+  out.refresh_level_returns()
+  return out
+
+
+@pytest.fixture(scope="module")
+def mixed():
+  """Forward cheetahs at x-velocity ~3, backflipping ones at ~-1."""
+  return Trajectories.concatenate([make_trajs("halfcheetah", 8, 3.0, 0), make_trajs("cheetah_backflip", 8, -1.0, 1)])
+
+
+def held_out(mixed, conditioning: str):
+  edges = gdt_targets.feature_edges(mixed, "x_velocity", NUM_BINS)
+  labels = Labels(conditioning, "x_velocity", edges, 1000.0, 1.0)
+  _, idx, names = gdt_targets.split_targets(mixed, 1, 1)
+  return gdt_targets.trajectory_targets(mixed, idx, names, labels), labels
+
+
+def eval_block(**overrides):
+  c = cdt_config.get_config().eval
+  c.update(synthetic="mixture", score_features=(), **overrides)
+  return c
+
+
+def test_mixture_targets_mix_paired_held_out_histograms_with_each_weight(mixed):
+  tgts, labels = held_out(mixed, "histogram")
+  mix = gdt_targets.SYNTHETIC.get("mixture")(eval_block(mixture_weights=(0.25, 0.75)), tgts, labels)
+  assert mix.names == ("mix0.25_0", "mix0.25_1", "mix0.75_0", "mix0.75_1")
+  np.testing.assert_allclose(mix.mixture_weights, [0.25, 0.25, 0.75, 0.75])
+  # pair i = forward target i with backflip target i (best with best, middle with middle)
+  np.testing.assert_allclose(mix.histograms[3], 0.75 * tgts.histograms[1] + 0.25 * tgts.histograms[3], atol=1e-6)
+  h = mix.histograms[0]
+  assert h[:NUM_BINS // 2].sum() == pytest.approx(0.75, abs=1e-5) and h[NUM_BINS // 2:].sum() == pytest.approx(0.25)
+  assert set(mix.tasks) == {"halfcheetah"} and mix.task_specs["halfcheetah"]["env"] == "halfcheetah"
+  np.testing.assert_allclose(mix.cond[:, 5], mix.histograms)  # CDT, open loop: p* at every step
+  both = gdt_targets.concatenate([tgts, mix])
+  assert both.num_targets == 8 and np.isnan(both.mixture_weights[:4]).all()
+
+
+def test_dt_gets_the_mixtures_expected_future_sum(mixed):
+  tgts, labels = held_out(mixed, "rtg")
+  mix = gdt_targets.SYNTHETIC.get("mixture")(eval_block(mixture_weights=(0.5,)), tgts, labels)
+  centers = np.asarray(hindsight.bin_centers(labels.edges))
+  mean = mix.histograms[0] @ centers
+  length = mix.lengths[0]
+  np.testing.assert_allclose(mix.cond[0, :, 0], mean * (length - np.arange(length)) / 1000.0, rtol=1e-5)
+
+
+def test_mixture_tasks_and_rollout_task_come_from_the_config(mixed):
+  tgts, labels = held_out(mixed, "histogram")
+  flipped = gdt_targets.SYNTHETIC.get("mixture")(
+      eval_block(mixture_weights=(1.0,), mixture_tasks=("cheetah_backflip", "halfcheetah"),
+                 synthetic_task="cheetah_backflip"), tgts, labels)
+  np.testing.assert_allclose(flipped.histograms[0], tgts.histograms[2], atol=1e-6)  # w=1: all backflip
+  assert flipped.tasks == ("cheetah_backflip",) * 2
+  with pytest.raises(ValueError, match="eval.mixture_tasks: a mixture needs two distinct tasks"):
+    gdt_targets.SYNTHETIC.get("mixture")(eval_block(mixture_tasks=("halfcheetah", "hopper")), tgts, labels)
+  with pytest.raises(ValueError, match="eval.synthetic_task: 'hopper' is not a task"):
+    gdt_targets.SYNTHETIC.get("mixture")(eval_block(synthetic_task="hopper"), tgts, labels)
+
+
+def test_synthetic_config_conflicts_are_refused_before_any_work():
+  c = cdt_config.get_config()
+  c.eval.synthetic = "mixture"
+  with pytest.raises(ValueError, match="'eval.score_features': synthetic targets"):
+    train.validate_config(c)
+  c.eval.score_features = ()
+  with pytest.raises(ValueError, match="name the second task's data in extra_datasets"):
+    train.validate_config(c)
+  c.extra_datasets = ("cheetah_backflip:expert",)
+  train.validate_config(c)
+  c.eval.mixture_weights = (0.5, 1.5)
+  with pytest.raises(ValueError, match="'eval.mixture_weights': weights must lie in \\[0, 1\\]"):
+    train.validate_config(c)
+  c.eval.mixture_weights = (0.5,)
+  c.eval.synthetic = "trimodal"
+  with pytest.raises(ValueError, match="'eval.synthetic'"):
+    train.validate_config(c)
+
+
+def test_dataset_without_a_second_task_is_refused_for_mixtures(tmp_path):
+  make_trajs("halfcheetah", 8, 3.0, 0).save(dataset_path(str(tmp_path), "halfcheetah", "expert"))
+  make_trajs("halfcheetah", 8, 1.0, 1).save(dataset_path(str(tmp_path), "halfcheetah", "medium"))
+  c = dt_config.get_config(f"env=halfcheetah,dataset=expert,data_dir={tmp_path}")
+  c.extra_datasets = ("halfcheetah:medium",)  # the same task twice: nothing to mix
+  c.eval.update(synthetic="mixture", score_features=(), best_k=1, middle_k=1)
+  with pytest.raises(ValueError, match="eval.mixture_tasks: a mixture needs two distinct tasks"):
+    train.load_dataset(c)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The paper experiment
+
+
+def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
+  assert "gdt_bimodal" in load_all()
+  for scale, second, preset in (("quick", "cheetah_vel_stand", "quick"), ("quick_backflip", "cheetah_backflip", "quick"),
+                                ("full", "cheetah_backflip", "full")):
+    plan = EXPERIMENTS.get("gdt_bimodal").plan(scale)
+    env = second.removesuffix("_stand")
+    assert [d.name for d in plan.data] == [f"halfcheetah_{preset}", f"{second}_{preset}_expert"]
+    for run in plan.runs:
+      config = driver.run_config(run, 0, str(tmp_path / "data"))
+      train.validate_config(config)
+      assert train.dataset_paths(config)[1] == (
+          env, dataset_path(str(tmp_path / "data" / f"{second}_{preset}_expert"), env, "expert"))
+      assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
+    data = driver.data_config(plan.data[1])
+    assert tuple(data.levels) == ("expert",) and data.env == env
+  stand = driver.data_config(gdt_bimodal.stand_job("quick"))
+  assert stand.env_kwargs.target_velocity == 0.0 and stand.ppo.num_timesteps == gdt_bimodal.STAND_QUICK_TIMESTEPS
+  assert stand.policy == "deterministic"
+
+
+def test_demo_configs_validate_and_pair_forward_with_standing_cheetahs():
+  forward, stand = gdt_bimodal.demo_data_configs()
+  for data in (forward, stand):
+    generation.validate_config(data)
+    assert tuple(data.levels) == ("expert",)
+  assert stand.env == "cheetah_vel" and stand.env_kwargs.target_velocity == 0.0
+  for module in (cdt_config, dt_config):
+    config = gdt_bimodal.demo_run_config(module, "workdirs/demo/data", 1500, 4, "closed_loop")
+    train.validate_config(config)
+    assert train.dataset_paths(config)[1][1] == "workdirs/demo/data/datasets/cheetah_vel-expert.npz"
+
+
+def fake_result(tmp_path, plan, method: str, seed: int, evaluation: str, mix_w1: dict, achieved_shift: int):
+  """A finished evaluation's files with the given per-weight mixture W1 aggregates."""
+  run = next(r for r in plan.runs if r.tag["method"] == method)
+  where = tmp_path / f"{method}_{seed}_{evaluation}"
+  os.makedirs(where)
+  names = [f"mix{w:g}_0" for w in gdt_bimodal.WEIGHTS]
+  target = np.tile(np.array([0.5, 0, 0, 0, 0, 0.5]), (3, 1))
+  achieved = np.roll(target, achieved_shift, axis=1)
+  np.savez(where / "eval_histogram.npz", names=np.array(names), edges_x_velocity=np.linspace(-2, 4, 7),
+           target_histograms_x_velocity=target, achieved_histograms_x_velocity=achieved)
+  aggregates = {f"w1_mix{w:g}": v for w, v in mix_w1.items()}
+  aggregates.update({"w1_mix": float(np.mean(list(mix_w1.values()))), "w1_task=halfcheetah": 0.1,
+                     "w1_task=cheetah_backflip(reference_reward=False,rotation_reward_weight=1.0)": 0.2,
+                     "w1_all": 0.3, "mean_return_all": 1.0, "w1_best": 0.1, "w1_middle": 0.1})
+  summary = {"targets": [], "aggregates": aggregates, "protocol": {}, "feature": "x_velocity",
+             "conditioning": "histogram"}
+  return Result(run, seed, evaluation, str(where), summary)
+
+
+def test_report_tables_w1_per_weight_and_says_where_cdt_wins_by_more_than_the_seed_std(tmp_path):
+  plan = gdt_bimodal.quick()
+  results = []
+  for seed, jitter in ((0, 0.0), (1, 0.02), (2, -0.02)):
+    results.append(fake_result(tmp_path, plan, "CDT", seed, "open_loop", {0.25: 0.2 + jitter, 0.5: 0.3 + jitter,
+                                                                           0.75: 0.5 + jitter}, 0))
+    results.append(fake_result(tmp_path, plan, "DT", seed, "open_loop", {0.25: 0.6 + jitter, 0.5: 0.8 + jitter,
+                                                                          0.75: 0.51 + jitter}, 1))
+  paths = gdt_bimodal.report(plan, results, str(tmp_path / "report"), "quick")
+  text = open(paths["report_md"]).read()
+  assert "| 0.25 | 0.200 ± 0.016 | 0.600 ± 0.016 | +0.400 | 0.016 | yes |" in text
+  assert "| 0.75 | 0.500 ± 0.016 | 0.510 ± 0.016 | +0.010 | 0.016 | no |" in text  # within the seed std
+  assert "at 3 of 4 rows" in text
+  assert os.path.getsize(paths["bimodal_open_loop_png"]) > 1000
+  with open(paths["results_csv"]) as f:
+    assert "w1_mix0.5_mean" in f.readline()
+
+
+def test_method_histograms_plot_writes_a_png(tmp_path):
+  path = str(tmp_path / "h.png")
+  edges = np.linspace(0, 1, 5)
+  plots.method_histograms(path, edges, [("a", np.full(4, 0.25), {"CDT": np.eye(4)[0], "DT": np.eye(4)[3]})] * 2)
+  with open(path, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_two_tasks_with_mixture_targets_end_to_end(tmp_path):
+  """Two seeds of CDT trained (vmapped) on forward + standing data from two data workdirs, evaluated on held-out
+  targets in their own envs and on mixture targets; the eval file records tasks, weights and per-weight W1."""
+  make_trajs("halfcheetah", 8, 3.0, 0).save(dataset_path(str(tmp_path / "fwd"), "halfcheetah", "expert"))
+  stand = make_trajs("cheetah_vel", 8, 0.0, 1)
+  stand.metadata["env_kwargs"] = {"target_velocity": 0.0, "ctrl_cost_weight": 0.05}
+  stand.save(dataset_path(str(tmp_path / "stand"), "cheetah_vel", "expert"))
+  c = cdt_config.get_config(f"env=halfcheetah,dataset=expert,data_dir={tmp_path / 'fwd'},steps=4")
+  c.extra_datasets = ("cheetah_vel:expert@../stand",)
+  c.model.update(embed_dim=16, num_layers=1, max_timestep=32)
+  c.context_length = 4
+  c.num_bins = NUM_BINS
+  c.train.update(batch_size=4, steps_per_call=2, warmup_steps=1, checkpoint_every=4)
+  c.eval.update(best_k=1, middle_k=1, episodes_per_target=2, chunk_steps=6, score_features=(), synthetic="mixture",
+                mixture_weights=(0.5,), plots=False)
+  workdirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
+  results = train.train_and_evaluate_seeds(c, [0, 1], workdirs)
+  for result, workdir in zip(results, workdirs, strict=True):
+    with open(os.path.join(workdir, "eval_histogram.json")) as f:
+      saved = json.load(f)
+    rows = saved["targets"]
+    assert [r["name"] for r in rows] == ["best_traj_0_halfcheetah", "middle_traj_0_halfcheetah",
+                                         "best_traj_0_cheetah_vel(ctrl_cost_weight=0.05,target_velocity=0.0)",
+                                         "middle_traj_0_cheetah_vel(ctrl_cost_weight=0.05,target_velocity=0.0)",
+                                         "mix0.5_0", "mix0.5_1"]
+    assert [r.get("mixture_weight") for r in rows] == [None] * 4 + [0.5, 0.5]
+    assert saved["aggregates"]["w1_mix0.5"] == pytest.approx(np.mean([r["w1"] for r in rows[4:]]))
+    assert result.valid[:, :, :].sum(-1)[4:].tolist() == [[12, 12]] * 2  # mixtures: the pairs' shortest length
