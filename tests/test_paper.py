@@ -1,0 +1,144 @@
+"""`launch.paper`: the registry of paper experiments and the driver on a tiny fake scale (a synthetic data job, two
+tiny runs of two seeds, one extra evaluation): report files, a rerun that runs nothing, a changed config refused,
+the table's mean ± std equal to numpy's over the eval files."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+import experiments.paper as paper
+from experiments.paper import common
+from gdt import train
+from launch import paper as driver
+from tests.test_train import synthetic_trajectories
+
+CALLS = {"data": 0}
+
+
+@paper.DATA_GENERATORS.register("test_synthetic")
+def _synthetic(config, workdir):
+  """Writes a small synthetic halfcheetah medium-expert dataset (no PPO); counts its calls."""
+  CALLS["data"] += 1
+  for seed, level in enumerate(LEVELS):
+    synthetic_trajectories(n=8, t_max=30, seed=seed, min_length=30).save(
+        os.path.join(workdir, "datasets", f"{config.env}-{level}.npz"))
+
+
+# Two CDT runs on two synthetic datasets of equal shapes: one training and one rollout compilation serve every run
+# (the persistent compilation cache and gdt.evaluate's cached rollout), which keeps this file fast.
+LEVELS = ("medium-expert", "medium")
+
+
+TINY = ("model.embed_dim=16", "model.num_layers=1", "model.num_heads=1", "context_length=5", "num_bins=8",
+        "train.batch_size=16", "train.steps_per_call=25", "train.checkpoint_every=25", "train.warmup_steps=1",
+        "eval.best_k=1", "eval.middle_k=1", "eval.episodes_per_target=2", "eval.chunk_steps=10", "eval.plots=false")
+
+
+def tiny_experiment(learning_rate: str = "0.001") -> paper.Experiment:
+  def plan():
+    data = paper.DataJob("tiny", "experiments/configs/data.py:env=halfcheetah,preset=demo", generator="test_synthetic")
+    runs = tuple(paper.RunJob(
+        name=level, config=f"experiments/configs/cdt.py:env=halfcheetah,dataset={level},feature=x_velocity,steps=50",
+        overrides=TINY + (f"train.learning_rate={learning_rate}",), seeds=(0, 1), data="tiny", eval_name="open_loop",
+        # the same rollouts again, with plots: exercises an extra evaluation without another compilation
+        evaluations=(paper.Evaluation("plotted", ("eval.plots=true",)),) if level == LEVELS[0] else (),
+        tags=common.run_tags(env="halfcheetah", dataset=level, method="CDT")) for level in LEVELS)
+    return paper.Plan(data=(data,), runs=runs, protocol=(("seeds", "0, 1"), ("episodes per target", "2")))
+
+  def report(plan_, results, report_dir, scale):
+    return common.standard_report(plan_, results, report_dir, scale, title="tiny", rows=("env", "dataset"),
+                                  columns=("method", "evaluation"),
+                                  metrics=(common.conditioned_w1("all"), common.return_metric("all")))
+
+  return paper.Experiment("tiny", "a tiny test experiment", {"tiny": plan}, report)
+
+
+def test_registry_lists_the_three_experiments_and_their_plans_schedule(tmp_path):
+  names = paper.load_all()
+  assert {"gdt_smm", "gdt_imitation", "gdt_bimodal"} <= set(names)
+  for name in ("gdt_smm", "gdt_imitation"):
+    experiment = paper.get(name)
+    for scale in ("quick", "full"):
+      jobs = driver.schedule(experiment.plan(scale), str(tmp_path / name), str(tmp_path / "data"))
+      assert {j.kind for j in jobs} == {"data", "run"} | ({"eval"} if name == "gdt_smm" else set())
+      assert all(j.state == "new" for j in jobs)
+  smm = paper.get("gdt_smm").plan("quick")
+  assert {r.tag["env"] for r in smm.runs} == {"halfcheetah", "hopper", "walker2d", "ant"}
+  assert {(r.tag["feature"], r.tag["method"]) for r in smm.runs} == {
+      (f, m) for f in ("x_velocity", "reward") for m in ("CDT", "DT", "BC")}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  """The tiny experiment run to the end once (vmapped seeds): (workdir, data_root, its run_experiment output)."""
+  root = tmp_path_factory.mktemp("paper")
+  workdir, data_root = str(root / "exp"), str(root / "data")
+  out = driver.run_experiment(tiny_experiment(), "tiny", workdir, data_root, vmap_seeds=True)
+  return workdir, data_root, out
+
+
+def test_driver_runs_every_job_and_writes_the_report(finished):
+  workdir, _, out = finished
+  assert CALLS["data"] == 1
+  assert len(out["ran"]) == 1 + 4 + 2  # the data job, 2 runs x 2 seeds, the extra evaluation x 2 seeds
+  report = os.path.join(workdir, paper.REPORT_DIR)
+  for name in ("report.md", "results.csv", "per_seed.csv", "w1_bars.png", "histograms_medium-expert_open_loop.png",
+               "histograms_medium-expert_plotted.png", "histograms_medium_open_loop.png"):
+    assert os.path.getsize(os.path.join(report, name)) > 0, name
+  text = open(os.path.join(report, "report.md")).read()
+  assert "- scale: tiny" in text and "- seeds: 0, 1" in text and "- episodes per target: 2" in text
+  assert "| env | dataset | CDT open_loop | CDT plotted |" in text
+  # The extra evaluation ran in its own directory with its own config (plots on: the eval's own PNG is there).
+  extra = os.path.join(workdir, paper.RUNS_DIR, "medium-expert_s0", paper.EVALS_DIR, "plotted")
+  assert json.load(open(os.path.join(extra, "config.json")))["eval"]["plots"] is True
+  assert os.path.exists(os.path.join(extra, "eval_histogram_x_velocity.png"))
+
+
+def test_table_mean_and_std_are_numpys_over_the_eval_files(finished):
+  workdir, _, _ = finished
+  with open(os.path.join(workdir, paper.REPORT_DIR, "results.csv")) as f:
+    rows = {(r["run"], r["evaluation"]): r for r in csv.DictReader(f)}
+  text = open(os.path.join(workdir, paper.REPORT_DIR, "report.md")).read()
+  for run, evaluation, sub in (("medium-expert", "open_loop", ""), ("medium-expert", "plotted", "evals/plotted"),
+                               ("medium", "open_loop", "")):
+    files = [os.path.join(workdir, paper.RUNS_DIR, f"{run}_s{s}", sub, "eval_histogram.json") for s in (0, 1)]
+    w1 = np.array([json.load(open(p))["aggregates"]["w1_all"] for p in files])
+    returns = np.array([json.load(open(p))["aggregates"]["mean_return_all"] for p in files])
+    row = rows[(run, evaluation)]
+    assert row["seeds"] == "0 1" and w1[0] != w1[1]
+    np.testing.assert_allclose([float(row["w1_all_mean"]), float(row["w1_all_std"])], [w1.mean(), w1.std()],
+                               rtol=1e-6)
+    np.testing.assert_allclose([float(row["return_all_mean"]), float(row["return_all_std"])],
+                               [returns.mean(), returns.std()], rtol=1e-6)
+    assert f"{w1.mean():.3f} ± {w1.std():.3f}" in text
+
+
+def test_rerun_runs_nothing(finished, monkeypatch):
+  workdir, data_root, _ = finished
+  calls = []
+  for name in ("train_and_evaluate", "train_and_evaluate_seeds"):
+    monkeypatch.setattr(train, name, lambda *a, _n=name, **k: calls.append(_n))
+  monkeypatch.setattr(driver, "run_evaluation", lambda *a, **k: calls.append("eval"))
+  evals = [os.path.join(d, f) for d, _, fs in os.walk(workdir) for f in fs if f.startswith("eval_")
+           and f.endswith((".json", ".npz"))]
+  mtimes = {p: os.path.getmtime(p) for p in evals}
+  out = driver.run_experiment(tiny_experiment(), "tiny", workdir, data_root, vmap_seeds=True)
+  assert out["ran"] == [] and calls == [] and CALLS["data"] == 1
+  assert all(j.state == "finished" for j in out["jobs"])
+  assert {p: os.path.getmtime(p) for p in evals} == mtimes and len(evals) == 6 * 2  # json + npz each
+
+
+def test_changed_config_on_a_finished_run_is_refused_before_anything_runs(finished):
+  workdir, data_root, _ = finished
+  with pytest.raises(driver.ChangedConfig, match=r"run medium-expert seed 0 .*finished with another config \(keys: "
+                                                 r"train\.learning_rate\)"):
+    driver.run_experiment(tiny_experiment(learning_rate="0.002"), "tiny", workdir, data_root, dry_run=True)
+  changed_data = tiny_experiment()
+  plan = changed_data.plan("tiny")
+  job = plan.data[0]
+  bad = paper.Plan(data=(paper.DataJob(job.name, job.config, ("seed=1",), job.generator),), runs=plan.runs)
+  with pytest.raises(driver.ChangedConfig, match=r"data job 'tiny' .*keys: config\.seed"):
+    driver.schedule(bad, workdir, data_root)
