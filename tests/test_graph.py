@@ -24,11 +24,14 @@ REFERENCE_TOKEN_SIZES = {
         ("_m", 32))},
 }
 ROOT_QUAT = np.array([0.9, 0.1, -0.2, 0.3]) / np.linalg.norm([0.9, 0.1, -0.2, 0.3])
-# One env per morphology family (smallest sizes), with a variety of tasks.
+# Generated unimals with several two-hinge bodies, mixing 1- and 2-hinge bodies (checked in the action-token test).
+UNIMAL_IDS = ("unimal_gen_0", "unimal_gen_7", "unimal_gen_30", "unimal_gen_71")
+# One env per morphology family (smallest sizes), with a variety of tasks, and a few unimals.
 FAMILY_ENVS = ("ant_reach_2", "ant_reach_3_b_1", "ant_touch_2_mass_0.5_1.0_3.0", "ant_push_2_size_0.9_1.0_1.1",
                "centipede_touch_2", "centipede_push_2_b_4_1_all", "centipede_reach_2_mass_0.5_1.0_1.0",
                "centipede_reach_2_size_0.9_1.0_1.0", "claw_reach_handsup_2", "worm_push_2",
-               f"unimal_reach_handsup_{components.unimal_ids()[0]}")
+               f"unimal_reach_handsup_{components.unimal_ids()[0]}", *(f"unimal_reach_{u}" for u in UNIMAL_IDS[1:3]),
+               f"unimal_touch_{UNIMAL_IDS[3]}")
 
 
 # ---- configs and layouts (no JAX compile) ----
@@ -141,6 +144,8 @@ def test_every_action_maps_to_its_dof_token(name):
   layout = graph.layout_for_env(env)  # raises if the brax System disagrees with the description
   mj = env.sys.mj_model
   assert env.action_size == layout.action_size == mj.nu
+  if env.morphology.family == "unimal":  # the case v1 got wrong (quirk 3): bodies with two hinges
+    assert {len(b.joints) for b in env.morphology.bodies[1:]} == {1, 2}, name
   for k, t in enumerate(layout.action_token_index):
     joint = mj.actuator_trnid[k, 0]
     assert layout.dofs[t] == mj.joint(joint).name, (name, k)

@@ -1,7 +1,8 @@
 """Morphology components: family generators and unimal JSON files -> `Morphology` descriptions -> MJCF.
 
 `make(family, **params)` builds any registered family (`FAMILIES`: the v1 procedural families and
-`unimal`); `unimal_ids()` lists the shipped unimal descriptions.
+`unimal`); `unimal_ids()` lists the shipped unimal descriptions and those of
+directories added with `unimal.register_unimal_dir` or $MXT_UNIMAL_DIRS.
 """
 
 from morphology.components.description import Body, Geom, Hinge, Morphology, MorphologyError

@@ -1,8 +1,16 @@
-"""Unimal-style morphologies from our own JSON description format, and a seeded generator for them.
+"""Unimal-style morphologies from our own JSON description format, and where their files live.
 
-The 72 MetaMorph/v1 unimal files are not ours to ship, so `unimals/*.json` holds our own examples
-(`unimal_gen_<seed>`, written by `python -m morphology.components.unimal_gen --seeds=0-5`). The unimal ID
-is the file stem. Format (lengths in metres, angles in degrees, all vectors in the body frame):
+The reference's 72 MetaMorph/v1 unimal files are not ours to ship, so `unimals/*.json` holds 72 of our own
+(`unimal_gen_<seed>`, written by `python -m morphology.components.unimal_gen --seeds=0-71`). Files converted
+from MetaMorph MJCF or the reference's v1 protos (`python -m morphology.components.unimal_import`) go in a
+user directory, which joins the registry through `register_unimal_dir(path)` or the environment variable
+`MXT_UNIMAL_DIRS` (directories separated by `os.pathsep`, read when `unimal_ids()` first runs); the default
+registry is the shipped directory alone. The unimal ID is the file stem, unique over all directories.
+
+    register_unimal_dir("workdirs/metamorph_unimals")   # before envs are made: adds unimal_reach_<id>, ...
+    morph = make_unimal("5506-0-13-17-12-26-41")
+
+Format (lengths in metres, angles in degrees, all vectors in the body frame):
 
     {"bodies": [                                   # depth-first: the root first, each parent before
       {"name": "torso_0", "parent": null,          #   its children, a child's subtree contiguous
@@ -28,7 +36,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
+import re
+import sys
 
 from gdt.core.registry import unknown_name_message
 from morphology.components.description import (Body, Geom, Hinge, Morphology, MorphologyError,
@@ -36,10 +47,63 @@ from morphology.components.description import (Body, Geom, Hinge, Morphology, Mo
 from morphology.components.families import FAMILIES, Family
 
 UNIMAL_DIR = pathlib.Path(__file__).parent / "unimals"
+DIRS_ENV_VAR = "MXT_UNIMAL_DIRS"
+# IDs end env names (`unimal_reach_<id>`), so they must be what the env-name grammar reads as one token.
+ID_PATTERN = re.compile(r"\w[\w.-]*")
+_user_dirs: list[pathlib.Path] | None = None  # None until the environment variable has been read
+
+
+def _dirs() -> list[pathlib.Path]:
+  global _user_dirs
+  if _user_dirs is None:
+    _user_dirs = []
+    for d in filter(None, os.environ.get(DIRS_ENV_VAR, "").split(os.pathsep)):
+      _add_dir(pathlib.Path(d))
+  return [UNIMAL_DIR, *_user_dirs]
+
+
+def _files() -> dict[str, pathlib.Path]:
+  """{unimal id: its JSON file} over every registered directory."""
+  out: dict[str, pathlib.Path] = {}
+  for d in [UNIMAL_DIR, *(_user_dirs or [])]:
+    for p in sorted(d.glob("*.json")):
+      out[p.stem] = p
+  return out
+
+
+def _add_dir(path: pathlib.Path) -> None:
+  path = path.resolve()
+  if not path.is_dir():
+    raise FileNotFoundError(f"unimal directory {str(path)!r} does not exist")
+  if path in [UNIMAL_DIR.resolve(), *_user_dirs]:
+    return
+  known = _files()
+  for p in sorted(path.glob("*.json")):
+    if not ID_PATTERN.fullmatch(p.stem):
+      raise ValueError(f"{p}: unimal id {p.stem!r} must match {ID_PATTERN.pattern} (it ends env names)")
+    if p.stem in known:
+      raise ValueError(f"{p}: unimal id {p.stem!r} is already registered from {known[p.stem]}")
+  _user_dirs.append(path)
+
+
+def register_unimal_dir(path: str | os.PathLike) -> list[str]:
+  """Adds a directory of unimal JSON files (e.g. `unimal_import`'s output) to the registry; returns its IDs.
+
+  Raises on a missing directory, an ID clash with an already registered file, or an ID the env-name grammar
+  cannot read. The env-name registry (`morphology.envs.registered_names`) sees the new IDs at once.
+  """
+  _dirs()
+  _add_dir(pathlib.Path(path))
+  envs = sys.modules.get("morphology.envs")
+  if envs is not None:  # its name set is cached; drop it so the new env names are registered
+    envs._registered.cache_clear()
+  return sorted(p.stem for p in pathlib.Path(path).resolve().glob("*.json"))
 
 
 def unimal_ids() -> list[str]:
-  return sorted(p.stem for p in UNIMAL_DIR.glob("*.json"))
+  """Every registered unimal ID, sorted (by default the 72 shipped `unimal_gen_<seed>`)."""
+  _dirs()
+  return sorted(_files())
 
 
 def _capsule_geom(spec: dict, body: str) -> tuple[Geom, tuple]:
@@ -98,9 +162,16 @@ def _body(spec: dict, name: str, end_effector_order: int) -> Body:
               tip=tip if is_ee else None, end_effector_order=end_effector_order if is_ee else None)
 
 
+def dumps(desc: dict) -> str:
+  """A description's file text: one body per line, so diffs between versions of a file stay readable."""
+  rows = ",\n".join("  " + json.dumps(b) for b in desc["bodies"])
+  return '{"bodies": [\n' + rows + "\n]}\n"
+
+
 def make_unimal(unimal_id: str) -> Morphology:
-  path = UNIMAL_DIR / f"{unimal_id}.json"
-  if not path.exists():
+  _dirs()
+  path = _files().get(unimal_id)
+  if path is None:
     raise KeyError(unknown_name_message("unimal", unimal_id, unimal_ids()))
   return from_dict(json.loads(path.read_text()), unimal_id)
 
