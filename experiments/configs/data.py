@@ -154,6 +154,9 @@ FIELDS = {
     "mode_eval_episodes": _POSITIVE, "episode_length": _POSITIVE,
     "levels": Field(tuple, items=str, nonempty=True),
     "transitions_per_level": _POSITIVE, "rollout_envs": _POSITIVE,
+}
+# The rules of a `ppo` block (gdt.core.ppo.ppo_kwargs), shared with the MxT experts' config.
+PPO_FIELDS = {
     "ppo.normalize_observations": Field(bool), "ppo.action_repeat": _POSITIVE,
     "ppo.policy_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
     "ppo.value_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
@@ -163,6 +166,19 @@ FIELDS = {
     "ppo.entropy_cost": Field(float, ge=0), "ppo.num_envs": _POSITIVE, "ppo.batch_size": _POSITIVE,
     "ppo.num_eval_envs": _POSITIVE,
 }
+FIELDS.update(PPO_FIELDS)
+
+
+def ppo_conflicts(p) -> list[tuple[str, str]]:
+  """(field, why) of the values of a `ppo` block that cannot work together."""
+  out = []
+  for name in ("policy_hidden_layer_sizes", "value_hidden_layer_sizes"):
+    if any(size < 1 for size in p[name]):
+      out.append((f"ppo.{name}", f"every layer needs >= 1 unit, got {tuple(p[name])}"))
+  if p.batch_size * p.num_minibatches % p.num_envs:  # brax PPO asserts this when it starts
+    out.append(("ppo.num_envs", f"ppo.batch_size * ppo.num_minibatches = {p.batch_size * p.num_minibatches} is not "
+                                f"a multiple of ppo.num_envs={p.num_envs}"))
+  return out
 
 
 def conflicts(c) -> list[tuple[str, str]]:
@@ -171,11 +187,4 @@ def conflicts(c) -> list[tuple[str, str]]:
   repeated = sorted({level for level in c.levels if list(c.levels).count(level) > 1})
   if repeated:
     out.append(("levels", f"lists {', '.join(repeated)} more than once"))
-  for name in ("policy_hidden_layer_sizes", "value_hidden_layer_sizes"):
-    if any(size < 1 for size in c.ppo[name]):
-      out.append((f"ppo.{name}", f"every layer needs >= 1 unit, got {tuple(c.ppo[name])}"))
-  p = c.ppo
-  if p.batch_size * p.num_minibatches % p.num_envs:  # brax PPO asserts this when it starts
-    out.append(("ppo.num_envs", f"ppo.batch_size * ppo.num_minibatches = {p.batch_size * p.num_minibatches} is not "
-                                f"a multiple of ppo.num_envs={p.num_envs}"))
-  return out
+  return out + ppo_conflicts(c.ppo)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import data
 from gdt.core.cli import Field
 from gdt.core.config import parse_arg
 from gdt.core.registry import Registry
@@ -103,14 +104,10 @@ FIELDS = {
     "shaped_reward": Field(str, none=True, nonempty=True),
     "shaping.progress_scale": Field(float, gt=0), "shaping.success_bonus": Field(float, ge=0),
     "train_episode_length": _POSITIVE, "eval_episodes": _POSITIVE, "accept_success": Field(float, ge=0, le=1),
-    "ppo.normalize_observations": Field(bool), "ppo.action_repeat": Field(int, ge=1, le=1),  # experts act every step
-    "ppo.policy_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
-    "ppo.value_hidden_layer_sizes": Field(tuple, items=int, nonempty=True),
-    "ppo.num_timesteps": _POSITIVE, "ppo.num_evals": Field(int, ge=2), "ppo.reward_scaling": Field(float, gt=0),
-    "ppo.unroll_length": _POSITIVE, "ppo.num_minibatches": _POSITIVE, "ppo.num_updates_per_batch": _POSITIVE,
-    "ppo.discounting": Field(float, gt=0, le=1), "ppo.learning_rate": Field(float, gt=0, le=1),
-    "ppo.entropy_cost": Field(float, ge=0), "ppo.num_envs": _POSITIVE, "ppo.batch_size": _POSITIVE,
-    "ppo.num_eval_envs": _POSITIVE, "ppo.normalize_advantage": Field(bool), "ppo.vf_loss_coefficient": Field(float, gt=0),
+    **data.PPO_FIELDS,
+    "ppo.action_repeat": Field(int, ge=1, le=1),  # experts act every step
+    "ppo.num_evals": Field(int, ge=2),
+    "ppo.normalize_advantage": Field(bool), "ppo.vf_loss_coefficient": Field(float, gt=0),
     "ppo.clipping_epsilon": Field(float, gt=0), "ppo.gae_lambda": Field(float, ge=0, le=1),
 }
 
@@ -121,11 +118,4 @@ def conflicts(c) -> list[tuple[str, str]]:
   repeated = sorted({e for e in c.envs if list(c.envs).count(e) > 1})
   if repeated:
     out.append(("envs", f"lists {', '.join(repeated)} more than once"))
-  for name in ("policy_hidden_layer_sizes", "value_hidden_layer_sizes"):
-    if any(size < 1 for size in c.ppo[name]):
-      out.append((f"ppo.{name}", f"every layer needs >= 1 unit, got {tuple(c.ppo[name])}"))
-  p = c.ppo
-  if p.batch_size * p.num_minibatches % p.num_envs:  # brax PPO asserts this when it starts
-    out.append(("ppo.num_envs", f"ppo.batch_size * ppo.num_minibatches = {p.batch_size * p.num_minibatches} is not "
-                                f"a multiple of ppo.num_envs={p.num_envs}"))
-  return out
+  return out + data.ppo_conflicts(c.ppo)
