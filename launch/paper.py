@@ -23,6 +23,7 @@ another one holds (its workdir lock), so `--runs` splits an experiment over proc
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import os
@@ -382,29 +383,38 @@ def run_experiment(experiment: paper.Experiment, scale: str, workdir: str, data_
 # ----------------------------------------------------------------------------------------------------------------
 # Entry point
 
-_EXPERIMENT = flags.DEFINE_string("experiment", None, "a registered experiment (experiments/paper/<name>.py)")
-_SCALE = flags.DEFINE_string("scale", "quick", "the experiment's scale: quick (2 CPU cores) or full (a GPU)")
-_WORKDIR = flags.DEFINE_string("workdir", None, "experiment directory (default workdirs/paper/<experiment>_<scale>)")
-_DATA_ROOT = flags.DEFINE_string("data_root", paper.DATA_ROOT, "where data jobs' workdirs live (shared)")
-_SEEDS = flags.DEFINE_list("seeds", [], "seeds of every run (default: the experiment's)")
-_VMAP_SEEDS = flags.DEFINE_bool("vmap_seeds", False, "train the seeds of one run together, vmapped, in one call")
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "list the jobs and their state; run nothing")
-_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "run nothing; write the report of what is finished")
-_RUNS = flags.DEFINE_string("runs", None, "run only the runs whose name matches this regex (and their data); the "
-                            "report still covers every finished run of the experiment")
-flags.mark_flag_as_required("experiment")
+def define_flags() -> dict:
+  """The entry point's flags, defined when run as a program only: importing this module (tests, notebooks, other
+  drivers such as launch.seeds, which also has --seeds and --workdir) defines nothing."""
+  f = {
+      "experiment": flags.DEFINE_string("experiment", None, "a registered experiment (experiments/paper/<name>.py)"),
+      "scale": flags.DEFINE_string("scale", "quick", "the experiment's scale: quick (2 CPU cores) or full (a GPU)"),
+      "workdir": flags.DEFINE_string("workdir", None,
+                                     "experiment directory (default workdirs/paper/<experiment>_<scale>)"),
+      "data_root": flags.DEFINE_string("data_root", paper.DATA_ROOT, "where data jobs' workdirs live (shared)"),
+      "seeds": flags.DEFINE_list("seeds", [], "seeds of every run (default: the experiment's)"),
+      "vmap_seeds": flags.DEFINE_bool("vmap_seeds", False,
+                                      "train the seeds of one run together, vmapped, in one call"),
+      "dry_run": flags.DEFINE_bool("dry_run", False, "list the jobs and their state; run nothing"),
+      "report_only": flags.DEFINE_bool("report_only", False, "run nothing; write the report of what is finished"),
+      "runs": flags.DEFINE_string("runs", None, "run only the runs whose name matches this regex (and their data); "
+                                  "the report still covers every finished run of the experiment"),
+  }
+  flags.mark_flag_as_required("experiment")
+  return f
 
 
-def main(argv):
+def main(argv, f: dict):
   del argv
-  experiment = paper.get(_EXPERIMENT.value)
-  seeds = [int(s) for s in _SEEDS.value]
-  workdir = _WORKDIR.value or os.path.join("workdirs", "paper", f"{experiment.name}_{_SCALE.value}")
+  experiment = paper.get(f["experiment"].value)
+  seeds = [int(s) for s in f["seeds"].value]
+  scale = f["scale"].value
+  workdir = f["workdir"].value or os.path.join("workdirs", "paper", f"{experiment.name}_{scale}")
   runtime.enable_compilation_cache()
   runtime.install_brax_compat()
-  run_experiment(experiment, _SCALE.value, workdir, _DATA_ROOT.value, seeds, _VMAP_SEEDS.value, _DRY_RUN.value,
-                 _RUNS.value, _REPORT_ONLY.value, log=lambda s: print(s, flush=True))
+  run_experiment(experiment, scale, workdir, f["data_root"].value, seeds, f["vmap_seeds"].value, f["dry_run"].value,
+                 f["runs"].value, f["report_only"].value, log=lambda s: print(s, flush=True))
 
 
 if __name__ == "__main__":
-  cli.run(main)  # the project's errors as one `error: ...` line; --debug for the traceback
+  cli.run(functools.partial(main, f=define_flags()))  # the project's errors as one `error: ...` line; --debug for the traceback
