@@ -461,14 +461,16 @@ def held_out_targets(config, trajs: Trajectories, target_idx, names, labels: Lab
   return targets.concatenate([held_out, synthetic])
 
 
-def evaluate_run(config, workdir: str, trajs: Trajectories, target_idx, names, log: Callable[[str], None] = print):
+def evaluate_run(config, workdir: str, trajs: Trajectories, target_idx, names, log: Callable[[str], None] = print,
+                 out_dir: str | None = None):
   """Rolls out the latest checkpoint on the held-out trajectories `target_idx` (conditioned with the saved
-  policy's own labels) and writes `eval_<conditioning>.{npz,json}` and the histogram plots into `workdir`."""
+  policy's own labels) and writes `eval_<conditioning>.{npz,json}` and the histogram plots into `out_dir`
+  (default `workdir`; e.g. an extra evaluation of a finished run with other eval settings)."""
   policy = ckpt.load_policy(workdir)
   tgts = held_out_targets(config, trajs, target_idx, names, policy.labels)
   t0 = time.perf_counter()
   evaluate_policy = evaluate.EVALUATORS.get(policy.backend)  # Brax, or Gymnasium MuJoCo for D4RL/Minari data
   result = evaluate_policy(policy, tgts, config.eval, jax.random.PRNGKey(config.seed + 1))
-  result.write(workdir, config.conditioning)
+  result.write(out_dir or workdir, config.conditioning)
   log(f"[eval] {len(result.rows)} targets in {format_seconds(time.perf_counter() - t0)}")
   return result

@@ -31,7 +31,6 @@ import re
 import time
 from typing import Callable, Sequence
 
-import jax
 from absl import flags
 
 import experiments.paper as paper
@@ -270,20 +269,15 @@ def run_training(jobs: Sequence[Job], vmap_seeds: bool, log: Callable[[str], Non
 
 def run_evaluation(job: Job, run_wd: str, log: Callable[[str], None]) -> None:
   """Evaluates the run's latest checkpoint with the evaluation's config, into the evaluation's workdir."""
-  from gdt import checkpoint as ckpt  # noqa: PLC0415
-  from gdt import evaluate, targets  # noqa: PLC0415
+  from gdt import targets  # noqa: PLC0415
   config = job.config
   with WorkdirLock(run_wd), WorkdirLock(job.workdir):
     atomic_write_bytes(os.path.join(job.workdir, CONFIG_FILE),
                        (json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n").encode())
     trajs, _ = train.load_dataset(config)
     _, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
-    policy = ckpt.load_policy(run_wd)
-    tgts = train.held_out_targets(config, trajs, target_idx, names, policy.labels)
-    t0 = time.perf_counter()
-    result = evaluate.EVALUATORS.get(policy.backend)(policy, tgts, config.eval, jax.random.PRNGKey(config.seed + 1))
-    result.write(job.workdir, config.conditioning)
-  log(f"[paper] {job.label}: {len(result.rows)} targets in {format_seconds(time.perf_counter() - t0)}")
+    train.evaluate_run(config, run_wd, trajs, target_idx, names, log=lambda s: log(f"[paper] {job.label}: {s}"),
+                       out_dir=job.workdir)
 
 
 def collect_results(plan: paper.Plan, workdir: str, data_root: str) -> list[paper.Result]:
