@@ -203,6 +203,7 @@ class DeviceData:
   cond: jax.Array
   lengths: jax.Array
   sample_logits: jax.Array
+  row_fields = ("states", "actions", "cond")  # split over the devices with train.shard_data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +308,7 @@ class GDTTrainer(Trainer):
     self._dims = (state_dim, act_dim, cond_dim)
     t = config.train
     super().__init__(self._init_params, self._sample, self._loss, OPTIMIZERS.get(t.optimizer)(t),
-                     dropout_prng=t.dropout_prng, devices=devices)
+                     dropout_prng=t.dropout_prng, devices=devices, shard_data=t.shard_data)
 
   @property
   def model_reads_demo(self) -> bool:
@@ -425,7 +426,7 @@ def _train_and_evaluate(configs: list, workdirs: list[str], log: Callable[[str],
       remove_stale_temp_files(workdir, log=log)  # of writes a killed run interrupted
       saved = core_ckpt.latest_meta(workdir)
       check_dataset(workdir, fingerprint)  # before prepare_workdir rewrites config.json
-      prepare_workdir(workdir, c, allow_changes=("train.num_steps", "eval"),
+      prepare_workdir(workdir, c, allow_changes=("train.num_steps", "train.shard_data", "eval"),
                       recorded=None if saved is None else saved["config"])
       record_dataset(workdir, fingerprint, resumed=saved is not None, log=log)
     train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
@@ -439,7 +440,7 @@ def _train_and_evaluate(configs: list, workdirs: list[str], log: Callable[[str],
     t = config.train
     loop = dict(num_steps=t.num_steps, steps_per_call=t.steps_per_call, checkpoint_every=t.checkpoint_every,
                 max_checkpoints=t.max_checkpoints, log=log)
-    data = trainer.put_data(prep.data)
+    data = trainer.put_data(prep.data, log=log)
     if vmap_seeds:
       train_loop_seeds(trainer, trainer.init_many([c.seed for c in configs]), data, workdirs, metas=metas, **loop)
     else:

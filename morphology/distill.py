@@ -171,6 +171,7 @@ class MultiTaskData:
   action_mask: jax.Array
   offsets: jax.Array
   counts: jax.Array
+  row_fields = ("tokens", "mask", "targets", "action_mask")  # split over the devices with train.shard_data
 
 
 def multitask_data(rendered: Sequence[mxt_data.RenderedData], model_obs_config: str) -> MultiTaskData:
@@ -217,7 +218,8 @@ class MxtTrainer(Trainer):
     self.model = core_ckpt.build_model(self.spec)
     self.token_shape = tuple(token_shape)  # (L', F) of one rendered state
     t = config.train
-    super().__init__(self._init_params, self._sample, self._loss, OPTIMIZERS.get(t.optimizer)(t), devices=devices)
+    super().__init__(self._init_params, self._sample, self._loss, OPTIMIZERS.get(t.optimizer)(t), devices=devices,
+                     shard_data=t.shard_data)
 
   def _init_params(self, rng):
     tokens = jnp.zeros((1, *self.token_shape))
@@ -355,7 +357,7 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
   # leaves no config.json behind that would refuse the corrected command
   with WorkdirLock(workdir):
     saved = core_ckpt.latest_meta(workdir)
-    prepare_workdir(workdir, config, allow_changes=("train.num_steps", "eval"),
+    prepare_workdir(workdir, config, allow_changes=("train.num_steps", "train.shard_data", "eval"),
                     recorded=None if saved is None else saved["config"])
     _check_datasets(workdir, {ds.env_name: ds.source.get("npz_sha256", "") + f"/{ds.num_episodes}"
                               for ds in datasets})
@@ -382,7 +384,8 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
       hooks.append(Hook(e.every, lambda step, s: {f"eval_{k}": v
                                                   for k, v in mean_row(evaluate_now(s.params, eval_names)).items()}))
     t0 = time.perf_counter()
-    train_loop(trainer, state, trainer.put_data(mt), workdir, num_steps=t.num_steps, steps_per_call=t.steps_per_call,
+    train_loop(trainer, state, trainer.put_data(mt, log=log), workdir, num_steps=t.num_steps,
+               steps_per_call=t.steps_per_call,
                checkpoint_every=t.checkpoint_every, max_checkpoints=t.max_checkpoints, meta=meta, hooks=hooks,
                log=log)
     log(f"[train] {format_seconds(time.perf_counter() - t0)}")

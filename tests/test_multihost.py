@@ -1,5 +1,6 @@
 """Multi-host: 2 local CPU processes (2 devices each, one 4-device global mesh, gloo collectives) train the same
 tiny CDT run as 1 process with 4 devices: same losses, same final params, same evaluation, and only process 0 wrote.
+Both split the dataset's rows over the devices (`train.shard_data`): each process places only its own devices' rows.
 
 Each run is the real command line (`python -m experiments.train_gdt ... --coordinator_address=... --process_id=i`).
 """
@@ -38,7 +39,8 @@ def _args(data_dir, workdir):
           "--config.train.batch_size=16", "--config.train.steps_per_call=20", "--config.train.warmup_steps=1",
           "--config.train.learning_rate=0.003", "--config.train.checkpoint_every=20",
           "--config.eval.best_k=1", "--config.eval.middle_k=1", "--config.eval.episodes_per_target=2",
-          "--config.eval.chunk_steps=10", "--config.eval.plots=False"]
+          "--config.eval.chunk_steps=10", "--config.eval.plots=False",
+          "--config.train.shard_data=True"]  # each process places only its devices' rows of the data
 
 
 def _env(devices: int, cache: str) -> dict:
@@ -133,6 +135,10 @@ def test_two_processes_report_one_global_mesh(runs):
   _, outs = runs
   for i, (_, err) in enumerate(outs):
     assert f"[multihost] process {i} of 2 (flags): 2 local of 4 devices" in err + _, err[-2000:]
+    # 6 training trajectories (8 less 2 held out), padded to 8 rows: process 0 holds rows 0-4, process 1 rows 4-6
+    # and the 2 padding rows.
+    rows = ("0-4" if i == 0 else "4-6") + " of 6 (+2 padding) on its 2"
+    assert f"split by rows over 4 devices: process {i} placed rows {rows}" in err + _, err[-2000:]
 
 
 @pytest.mark.slow

@@ -1,10 +1,12 @@
 """Data parallelism: 1 device and 8 simulated CPU devices train the same model (same batches, same losses), for
-every trainer: GDT, GDT with vmapped seeds, and the MxT distillation trainer with each of its models.
+every trainer: GDT, GDT with vmapped seeds, and the MxT distillation trainer with each of its models; and with the
+data's rows split over the devices (`train.shard_data`, row counts that need padding) as with it replicated.
 
 XLA's device count is fixed when jax starts, so the comparison runs in a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=8 (this file's __main__).
 """
 
+import copy
 import json
 import os
 import subprocess
@@ -26,16 +28,21 @@ def _loss_curves() -> dict:
   config = tiny(cdt)
   config.model.dropout_rate = 0.1
   config.train.steps_per_call = 10
+  rows = copy.deepcopy(config)
+  rows.train.shard_data = True
   trajs = synthetic_trajectories()
-  prep = train.prepare_data(trajs, config)
+  prep = train.prepare_data(trajs, config)  # 12 trajectories: 8 devices need 4 padding rows
   out = {"devices": jax.local_device_count()}
   trainers = {  # name -> (make_trainer(devices), host data, seeds: None = one state)
       "gdt": (lambda d: train.GDTTrainer(config, S, A, prep.labels.cond_dim, devices=d), prep.data, None),
       "gdt_seeds": (lambda d: train.GDTTrainer(config, S, A, prep.labels.cond_dim, devices=d), prep.data, (0, 1)),
+      "gdt_rows": (lambda d: train.GDTTrainer(rows, S, A, prep.labels.cond_dim, devices=d), prep.data, None),
   }
-  for model in ("mxt_transformer", "mxt_mlp"):
-    mxt_config, tokens, data = _mxt_setup(model)
-    trainers[model] = ((lambda d, c=mxt_config, t=tokens: distill.MxtTrainer(c, t, devices=d)), data, None)
+  for model, shard in (("mxt_transformer", False), ("mxt_mlp", False), ("mxt_mlp", True)):
+    mxt_config, tokens, data = _mxt_setup(model)  # 40 transitions: 8 devices need no padding, 3 envs of 7/20/13
+    mxt_config.train.shard_data = shard
+    trainers[model + ("_rows" if shard else "")] = (
+        (lambda d, c=mxt_config, t=tokens: distill.MxtTrainer(c, t, devices=d)), data, None)
   for kind, (make, host_data, seeds) in trainers.items():
     out[kind] = {}
     for name, devices in (("one", jax.local_devices()[:1]), ("all", jax.local_devices())):
@@ -48,7 +55,8 @@ def _loss_curves() -> dict:
         losses.append(np.asarray(metrics["loss"]).tolist())
       out[kind][name] = {"losses": losses,
                          "params": [np.asarray(x).ravel()[:50].tolist() for x in jax.tree.leaves(state.params)],
-                         "param_sharding": str(jax.tree.leaves(state.params)[0].sharding)}
+                         "param_sharding": str(jax.tree.leaves(state.params)[0].sharding),
+                         "row_sharding": str(jax.tree.leaves(data)[0].sharding)}  # states / tokens
   return out
 
 
@@ -82,13 +90,20 @@ def test_one_device_and_eight_devices_agree():
   assert out["devices"] == 8
   # Parameter tolerance per trainer: the 8-device gradient sum is ordered differently; Adam (the MxT trainer's
   # element-wise clip + Adam) turns that into up to 9.2e-5 on near-zero parameters of the transformer (measured).
-  param_atol = {"gdt": 1e-5, "gdt_seeds": 1e-5, "mxt_transformer": 2e-4, "mxt_mlp": 1e-5}
+  param_atol = {"gdt": 1e-5, "gdt_seeds": 1e-5, "gdt_rows": 1e-5, "mxt_transformer": 2e-4, "mxt_mlp": 1e-5,
+                "mxt_mlp_rows": 1e-5}
   for kind, atol in param_atol.items():
     one, all_ = out[kind]["one"], out[kind]["all"]
     assert "'data': 1" in one["param_sharding"] and "'data': 8" in all_["param_sharding"], kind
     np.testing.assert_allclose(all_["losses"], one["losses"], rtol=1e-4, err_msg=kind)
     for a, b in zip(all_["params"], one["params"], strict=True):
       np.testing.assert_allclose(a, b, rtol=1e-3, atol=atol, err_msg=kind)
+  # Split rows: the big arrays live on the data axis, and on the same 8 devices the batches, hence every loss and
+  # parameter, are the replicated data's bit for bit.
+  for kind in ("gdt", "mxt_mlp"):
+    rows, replicated = out[kind + "_rows"]["all"], out[kind]["all"]
+    assert "P('data',)" in rows["row_sharding"] and "P()" in replicated["row_sharding"], kind
+    assert rows["losses"] == replicated["losses"] and rows["params"] == replicated["params"], kind
 
 
 if __name__ == "__main__":

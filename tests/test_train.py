@@ -269,10 +269,12 @@ def test_train_and_evaluate_writes_a_workdir_and_resumes(tmp_path):
   for name in ("config.json", "metrics.csv", "metrics.jsonl", "eval_histogram.json", "eval_histogram.npz"):
     assert (workdir / name).exists(), name
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["25", "50"]
-  config.train.num_steps = 75  # a longer run resumes from step 50
+  config.train.num_steps = 75  # a longer run resumes from step 50, here with the data split over the devices
+  config.train.shard_data = True
   lines.clear()
   train.train_and_evaluate(config, str(workdir), log=lines.append)
   assert "[train] resumed from step 50" in lines
+  assert any(line.endswith("process 0 placed rows 0-6 of 6 (+0 padding) on its 1") for line in lines), lines
   rows = [r["step"] for r in read_jsonl(str(workdir / "metrics.jsonl"))]
   assert rows == [25, 50, 75]
 

@@ -71,7 +71,11 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       uniform_traj_sampling=False,  # fidelity flag: the reference samples trajectories uniformly (§8.3)
       # PRNG of the dropout masks: 'rbg' (XLA's RngBitGenerator) makes the paper-size CPU step 192 -> 161 ms
       # (benchmarks/bench_train_step.py); its masks depend on the device count, threefry's do not.
-      dropout_prng="rbg"))
+      dropout_prng="rbg",
+      # Split the dataset's rows over the devices (each holds 1/N; on multi-host each process places only its own
+      # devices' rows) instead of replicating it: for data larger than one device's memory. Same batches and
+      # results; may change on resume.
+      shard_data=False))
 
   c.eval = ml_collections.ConfigDict(dict(
       best_k=5, middle_k=5, episodes_per_target=20, chunk_steps=100, plots=True,
@@ -119,6 +123,7 @@ FIELDS = {
     "train.max_checkpoints": Field(int, ge=1, none=True),  # None keeps every checkpoint; 0 would keep none
     "train.uniform_traj_sampling": Field(bool),
     "train.dropout_prng": Field(str, nonempty=True),
+  "train.shard_data": Field(bool),
     "eval.best_k": Field(int, ge=0), "eval.middle_k": Field(int, ge=0),
     "eval.episodes_per_target": _POSITIVE, "eval.chunk_steps": _POSITIVE, "eval.plots": Field(bool),
     "eval.score_features": Field(tuple, items=str),

@@ -91,7 +91,8 @@ def get_config(arg: str | None = None, **fixed) -> ml_collections.ConfigDict:
       warmup_steps=0, weight_decay=0.0, grad_clip_norm=1.0,  # read by adamw_warmup only
       batch_size=t["batch_size"], num_steps=a.steps or t["num_steps"], steps_per_call=t["steps_per_call"],
       checkpoint_every=t["checkpoint_every"], max_checkpoints=3,
-      legacy_loss=False))  # fidelity flag: the reference's 0.5 * mean over all padded tokens (quirk 2)
+      legacy_loss=False,  # fidelity flag: the reference's 0.5 * mean over all padded tokens (quirk 2)
+      shard_data=False))  # rows split over the devices instead of replicated (as in gdt_base; may change on resume)
 
   e = p["eval"]
   c.eval = ml_collections.ConfigDict(dict(
@@ -127,6 +128,7 @@ FIELDS = {
     "train.batch_size": _POSITIVE, "train.num_steps": _POSITIVE, "train.steps_per_call": _POSITIVE,
     "train.checkpoint_every": _POSITIVE, "train.max_checkpoints": Field(int, ge=1, none=True),
     "train.legacy_loss": Field(bool),
+    "train.shard_data": Field(bool),
     "eval.envs": Field(tuple, items=str), "eval.episodes": _POSITIVE, "eval.episode_length": Field(int, ge=0), "eval.every": Field(int, ge=0),
     "eval.chunk_steps": _POSITIVE,
     "few_shot.source_workdir": Field(str), "few_shot.num_demos": Field(int, ge=0),

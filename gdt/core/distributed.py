@@ -94,6 +94,24 @@ def put_process_local(tree: Any, sharding: jax.sharding.Sharding) -> Any:
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
 
 
+def put_rows(x: np.ndarray, sharding: jax.sharding.NamedSharding) -> jax.Array:
+  """`x` [N, ...] split by rows over `sharding` (leading axis on the mesh's data axis), zero-padded to a multiple of
+  the axis size. Each process builds only the row blocks of its own devices (a callback per local device), so no
+  process transfers or holds on device the other processes' rows."""
+  x = np.asarray(x)
+  parts = sharding.mesh.shape[sharding.spec[0]]
+  n = x.shape[0]
+  padded = -(-n // parts) * parts
+
+  def block(index):
+    start, stop, _ = index[0].indices(padded)
+    out = np.zeros((stop - start,) + x.shape[1:], x.dtype)
+    out[:max(0, min(stop, n) - start)] = x[start:min(stop, n)]
+    return out
+
+  return jax.make_array_from_callback((padded,) + x.shape[1:], sharding, block)
+
+
 _barriers = 0
 BARRIER_TIMEOUT_S = 3600
 

@@ -6,7 +6,10 @@ An algorithm supplies three pure functions and a model:
   loss(params, batch, dropout_rng) -> scalar
 `Trainer.train_many` runs `num_steps` AdamW-style steps in one `lax.scan`, AOT-compiled once per shape (compile
 time measured apart). Batches are sampled from the global RNG stream and then sharded on the `data` axis of a
-Mesh, so 1 and N devices see the same windows; params, optimiser state and the data are replicated.
+Mesh, so 1 and N devices see the same windows; params and optimiser state are replicated, and so is the data unless
+`shard_data`: then the data's `row_fields` (its big per-row arrays) are split by rows over the `data` axis, each
+device holding 1/N of them and each process placing only its own devices' rows (`distributed.put_rows`); samplers
+draw row indices from the unpadded index arrays, so the batches, and the results, are the replicated ones.
 `train_loop` is the host loop around it: resume from the workdir's newest intact checkpoint (verified against its
 checksums, `gdt.core.checkpoint`), progress, metrics, a divergence guard (non-finite loss; non-finite or exploding
 params and gradients: `MAX_PARAM_NORM`, `MAX_GRAD_NORM`), checkpoints, and hooks (e.g. a periodic evaluation).
@@ -35,7 +38,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gdt.core import checkpoint as ckpt
-from gdt.core.distributed import barrier, put_process_local
+from gdt.core.distributed import barrier, put_process_local, put_rows
 from gdt.core.registry import Registry
 from gdt.core.workdir import MetricWriter, Progress
 
@@ -118,12 +121,13 @@ class Trainer:
   """The optimiser and jitted `train_many` of one model and loss over a 1-axis data Mesh of `devices`."""
 
   def __init__(self, init_params: Callable, sample: Callable, loss: Callable, optimizer: optax.GradientTransformation,
-               *, dropout_prng: str = "threefry", devices=None):
+               *, dropout_prng: str = "threefry", devices=None, shard_data: bool = False):
     if dropout_prng not in DROPOUT_PRNGS:
       raise ValueError(f"dropout_prng must be one of {DROPOUT_PRNGS}, got {dropout_prng!r}")
     self.init_params, self.sample, self._loss = init_params, sample, loss
     self.optimizer = optimizer
     self.dropout_prng = dropout_prng
+    self.shard_data = shard_data
     # All processes' devices: on a multi-host run every process runs this same program over one global mesh.
     self.mesh = Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
     self.replicated = NamedSharding(self.mesh, P())
@@ -142,8 +146,24 @@ class Trainer:
     """`init(seed)` of every seed, stacked on a leading seed axis: the state `train_many` then runs vmapped."""
     return put_process_local(stack_states([self.init(seed) for seed in seeds]), self.replicated)
 
-  def put_data(self, data: Any) -> Any:
-    return put_process_local(jax.tree.map(jnp.asarray, data), self.replicated)
+  def put_data(self, data: Any, log: Callable[[str], None] | None = None) -> Any:
+    """Host data on the mesh: replicated, or with `shard_data` its `row_fields` split by rows (zero rows pad them
+    to a multiple of the device count; samplers never draw those), which `log` reports."""
+    rows = getattr(data, "row_fields", ()) if self.shard_data else ()
+    if self.shard_data and not rows:
+      raise ValueError(f"shard_data: {type(data).__name__} declares no row_fields to split over the devices")
+    if not rows:
+      return put_process_local(jax.tree.map(jnp.asarray, data), self.replicated)
+    placed = {f.name: put_rows(getattr(data, f.name), self.batch_sharding) if f.name in rows
+              else put_process_local(getattr(data, f.name), self.replicated) for f in dataclasses.fields(data)}
+    if log is not None:
+      first = placed[rows[0]]
+      local = sorted({s.index[0].indices(first.shape[0])[:2] for s in first.addressable_shards})
+      n = np.shape(getattr(data, rows[0]))[0]
+      log(f"[data] {', '.join(rows)} split by rows over {first.sharding.mesh.size} devices: process "
+          f"{jax.process_index()} placed rows {local[0][0]}-{min(local[-1][1], n)} of {n} "
+          f"(+{first.shape[0] - n} padding) on its {len(local)}")
+    return data.replace(**placed)
 
   def loss(self, params, batch, rng) -> jax.Array:
     """The algorithm's loss with a dropout key of the configured PRNG."""
