@@ -111,6 +111,7 @@ def main():
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--dropout", type=float, default=None, help="override model.dropout_rate (0 shows its cost)")
   p.add_argument("--dropout_prng", default=None, help="override train.dropout_prng (threefry | rbg | unsafe_rbg)")
+  p.add_argument("--matmul_dtype", default=None, help="override model.matmul_dtype (float32 | bfloat16)")
   p.add_argument("--threads", type=int, default=0,
                  help="0: each library's default; N: both processes on the first N CPUs, torch.set_num_threads(N)")
   p.add_argument("--torch_compile", action="store_true", help="torch.compile the reference model (not the default)")
@@ -124,6 +125,8 @@ def main():
     config.model.dropout_rate = args.dropout
   if args.dropout_prng is not None:
     config.train.dropout_prng = args.dropout_prng
+  if args.matmul_dtype is not None:
+    config.model.matmul_dtype = args.matmul_dtype
   s, a, bins = 17, 6, config.num_bins
   trainer = train.GDTTrainer(config, s, a, bins)
   data = trainer.put_data(synthetic_data(100, 1000, s, a, bins))
@@ -148,7 +151,8 @@ def main():
   peak = matmul_gflops()
   achieved = flops_per_step / step_s / 1e9
 
-  print(f"devices: {jax.devices()}; dropout PRNG {config.train.dropout_prng}; threads: XLA pools sized from "
+  print(f"devices: {jax.devices()}; dropout PRNG {config.train.dropout_prng}; matmuls "
+        f"{config.model.matmul_dtype}; threads: XLA pools sized from "
         f"{cpus} CPUs ({'--threads ' + str(args.threads) if args.threads else 'its default'})")
   print(f"config: batch {args.batch}, K {config.context_length}, {config.model.num_layers} layers, embed "
         f"{config.model.embed_dim}, {config.model.num_heads} head, {bins} bins, dropout {config.model.dropout_rate}; "

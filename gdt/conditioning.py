@@ -89,7 +89,7 @@ CONDITIONINGS.register("anticausal", Conditioning(  # BDT: a learned encoder of 
     aggregator=None, cond_dim=lambda b: 1,
     embedder=lambda p: embedders.AntiCausalConditioning(
         p.state_dim, p.embed_dim, p.num_layers, p.num_heads, p.dropout_rate, p.max_timestep, p.z_dim,
-        p.encoder_horizon, p.bdt_unflipped_like_reference, name="cond_embed"),
+        p.encoder_horizon, p.bdt_unflipped_like_reference, p.matmul_dtype, name="cond_embed"),
     closed_loop=lambda s: s.precomputed, synthetic=_no_synthetic("anticausal"), reads_demo=True))
 CONDITIONINGS.register("none", Conditioning(  # BC: the same trunk, a constant z
     aggregator=None, cond_dim=lambda b: 1,

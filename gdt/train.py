@@ -34,6 +34,7 @@ from gdt.conditioning import CONDITIONINGS, Labels
 from gdt.core import checkpoint as core_ckpt
 from gdt.core.cli import check_fields
 from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop, train_loop_seeds
+from gdt.core.transformer import MATMULS
 from gdt.core.workdir import (WorkdirLock, atomic_write_bytes, config_to_dict, format_seconds, prepare_workdir,
                               remove_stale_temp_files)
 from gdt.data import DatasetError, Trajectories, dataset_path
@@ -52,6 +53,7 @@ def validate_config(config) -> None:
   for field, name in _features(config):
     _get(field, lambda n: hindsight.get_feature(n, metadata), name)
   _get("train.optimizer", OPTIMIZERS.get, config.train.optimizer)
+  _get("model.matmul_dtype", MATMULS.get, config.model.matmul_dtype)
   _check(config.train.dropout_prng in DROPOUT_PRNGS, "train.dropout_prng",
          f"must be one of {DROPOUT_PRNGS}, got {config.train.dropout_prng!r}")
   _get("eval.schedule", evaluate.SCHEDULES.get, config.eval.schedule)

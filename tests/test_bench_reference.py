@@ -69,9 +69,20 @@ def _get(tree, path):
   return tree
 
 
-def test_same_model_loss_and_gradients_as_ours():
-  trainer = train.GDTTrainer(cdt.get_config(), S, A, BINS)
+# (model.matmul_dtype, action atol, loss rtol, gradient tolerance): float32 matmuls are the reference's math to float
+# rounding (element-wise atol 1e-6, rtol 1e-3); the default bfloat16 matmul inputs stay within 1e-3 of its actions
+# (measured 6.5e-4), 1e-4 relative of its loss, and the gradient within 2% of the reference's in L2 norm over all
+# parameters (measured 0.6%; per parameter <= 10%, measured <= 4.4%).
+PRECISIONS = [("float32", 2e-5, 1e-5, None), ("bfloat16", 1e-3, 1e-4, 2e-2)]
+
+
+@pytest.mark.parametrize("matmul_dtype,action_atol,loss_rtol,grad_l2", PRECISIONS)
+def test_same_model_loss_and_gradients_as_ours(matmul_dtype, action_atol, loss_rtol, grad_l2):
+  config = cdt.get_config()
+  config.model.matmul_dtype = matmul_dtype
+  trainer = train.GDTTrainer(config, S, A, BINS)
   shapes = jax.eval_shape(trainer._init_params, jax.random.PRNGKey(0))  # our tree, without computing an init
+  torch.manual_seed(0)  # the reference's init, the same in every run of the test
   model = ref.ReferenceCDT(dropout=0.1).eval()  # eval(): dropout off, as deterministic=True
   assert sum(x.size for x in jax.tree.leaves(shapes)) == ref.num_params(model) == ref.REFERENCE_PARAMS == 731_270
   names = _name_map()
@@ -99,12 +110,19 @@ def test_same_model_loss_and_gradients_as_ours():
   ref_pred = model(t["s"], t["a"], t["ts"], t["c"], t["m"])
   ref_loss = ref.masked_action_mse(ref_pred, t["a"], t["m"])
   ref_loss.backward()
-  np.testing.assert_allclose(ref_pred.detach().numpy()[mask], np.asarray(pred)[mask], atol=2e-5)
-  np.testing.assert_allclose(ref_loss.item(), float(loss), rtol=1e-5)
+  np.testing.assert_allclose(ref_pred.detach().numpy()[mask], np.asarray(pred)[mask], atol=action_atol)
+  np.testing.assert_allclose(ref_loss.item(), float(loss), rtol=loss_rtol)
+  diff2 = norm2 = 0.0
   for name, (path, transpose) in names.items():  # every parameter's gradient
     g = np.asarray(_get(grads, path))
-    np.testing.assert_allclose(model.get_parameter(name).grad.numpy(), g.T if transpose else g, atol=1e-6, rtol=1e-3,
-                               err_msg=name)
+    g, want = g.T if transpose else g, model.get_parameter(name).grad.numpy()
+    if grad_l2 is None:
+      np.testing.assert_allclose(want, g, atol=1e-6, rtol=1e-3, err_msg=name)
+    else:
+      assert np.linalg.norm(g - want) <= 0.1 * np.linalg.norm(want), name  # measured <= 4.4%
+      diff2, norm2 = diff2 + np.sum((g - want) ** 2), norm2 + np.sum(want ** 2)
+  if grad_l2 is not None:
+    assert np.sqrt(diff2) <= grad_l2 * np.sqrt(norm2)
 
 
 def test_synthetic_data_is_the_benchmarks():

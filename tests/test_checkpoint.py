@@ -20,7 +20,10 @@ N = 20  # steps per call
 
 @pytest.fixture(scope="module")
 def setup():
-  config = tiny(cdt)
+  return make_setup(tiny(cdt))
+
+
+def make_setup(config):
   config.model.dropout_rate = 0.1  # the dropout RNG stream must resume too
   config.train.steps_per_call = N
   trajs = synthetic_trajectories()

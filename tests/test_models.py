@@ -266,3 +266,50 @@ def test_parameter_count_of_reference_config():
   cond = {"states": jnp.zeros((1, 39, s)), "timesteps": jnp.zeros((1, 39), jnp.int32), "mask": jnp.ones((1, 39), bool)}
   encoder = gpt + 1000 * h + (s * h + h) + 2 * h + (h * 16 + 16)
   assert _num_params(paper_size("anticausal", 1), cond) == want - (bins * h + h) + (16 * h + h) + encoder
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_trunk_keep_computes_exactly_the_kept_outputs(norm, causal):
+  trunk = TransformerTrunk(num_layers=2, num_heads=2, embed_dim=H, dropout_rate=0.1, norm=norm)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(B, 9, H)).astype(np.float32)
+  mask = np.ones((B, 9), bool)
+  mask[1, :4] = False  # left padding
+  params = trunk.init(jax.random.PRNGKey(0), x, mask, deterministic=True)
+  full = trunk.apply(params, x, mask, deterministic=True, causal=causal)
+  kept = trunk.apply(params, x, mask, deterministic=True, causal=causal, keep=slice(1, None, 3))
+  assert kept.shape == (B, 3, H)
+  np.testing.assert_allclose(kept, full[:, 1::3], atol=1e-5)
+
+
+def test_dropout_drops_the_rate_and_keeps_the_mean():
+  from gdt.core.transformer import Dropout
+  x = jnp.ones((64, 60, 127))  # an odd last axis: each 32-bit word gives two 16-bit uniforms
+  out = Dropout(0.1).apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})
+  dropped = float(jnp.mean(out == 0))
+  assert abs(dropped - 0.1) < 0.003, dropped  # 487,680 draws: std 4.3e-4
+  assert abs(float(jnp.mean(out)) - 1.0) < 0.005
+  np.testing.assert_allclose(np.unique(np.asarray(out)), [0.0, 65536 / (65536 - 6554)], rtol=1e-6)
+  again = Dropout(0.1).apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(1)})
+  assert not np.array_equal(out, again)  # the mask follows the key
+  np.testing.assert_array_equal(Dropout(0.1).apply({}, x, deterministic=True), x)
+  off = Dropout(0.0).apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})
+  np.testing.assert_array_equal(off, x)
+
+
+def test_bf16_matmul_rounds_inputs_only_forward_and_backward():
+  from gdt.core.transformer import bf16_dot_general
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(4, 5, 16)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(16, 8)), jnp.float32)
+  c = jnp.asarray(rng.normal(size=(4, 5, 8)), jnp.float32)
+  dims = (((2,), (0,)), ((), ()))
+  r = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)  # what bfloat16 keeps of a float32
+  y, (dx, dw) = jax.value_and_grad(lambda x, w: jnp.sum(bf16_dot_general(x, w, dims) * c), argnums=(0, 1))(x, w)
+  np.testing.assert_allclose(y, jnp.sum((r(x) @ r(w)) * c), rtol=1e-5)
+  np.testing.assert_allclose(dx, r(c) @ r(w).T, rtol=1e-5, atol=1e-5)  # the gradient's inputs are rounded too
+  np.testing.assert_allclose(dw, jnp.einsum("bti,bto->io", r(x), r(c)), rtol=1e-5, atol=1e-5)
+  assert not np.allclose(dx, c @ w.T, rtol=1e-5, atol=1e-5)  # ... and it is not the float32 gradient
+  with pytest.raises(ValueError, match="x @ kernel only"):
+    bf16_dot_general(x, w, (((1,), (0,)), ((), ())))

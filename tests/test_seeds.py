@@ -6,6 +6,9 @@ XLA's CPU backend computes a vmapped matmul as a batched dot with another summat
 so the forward pass already differs in the last bits (~1e-7) and Adam, which normalises every gradient component,
 grows that to ~2e-4 in the params after 100 steps of the tiny model at lr 3e-3 (measured: 4e-5..1.7e-4 over seeds
 0-2), while two different seeds' params are >= 3e-2 apart. PARAM_ATOL sits between the two.
+These tests use float32 matmuls: with the default bfloat16 matmul inputs a last-bit difference that crosses a
+bfloat16 rounding boundary moves an input by 2^-9 relative, and 100 steps of the tiny model grow that to loss
+differences of up to 4.2e-4 relative and parameter differences of 6.8e-3 (measured), which would hide small bugs.
 """
 
 import json
@@ -28,7 +31,15 @@ from gdt.core.workdir import read_jsonl
 from tests import test_checkpoint
 from tests.test_train import S, A, synthetic_trajectories, tiny
 
-setup = test_checkpoint.setup  # fixture: the tiny CDT with dropout 0.1 (rbg masks, the configs' default)
+
+
+@pytest.fixture(scope="module")
+def setup():
+  """test_checkpoint's tiny CDT (dropout 0.1, rbg masks: the configs' default) with float32 matmuls."""
+  config = tiny(cdt)
+  config.model.matmul_dtype = "float32"
+  return test_checkpoint.make_setup(config)
+
 K = test_checkpoint.N  # steps per call
 SEEDS = (0, 1)
 CALLS = 5  # 100 steps

@@ -52,6 +52,7 @@ class AntiCausalEncoder(nn.Module):
   z_dim: int
   horizon: int | None
   flip_back: bool = True
+  matmul: str = "float32"  # the trunk's (gdt.core.transformer.MATMULS)
 
   @nn.compact
   def __call__(self, states: jax.Array, timesteps: jax.Array, mask: jax.Array, *, deterministic: bool) -> jax.Array:
@@ -59,8 +60,9 @@ class AntiCausalEncoder(nn.Module):
     h = dense(self.embed_dim, "state_embed")(states)
     h = h + timestep_embedding(timesteps, self.max_timestep, self.embed_dim, "timestep_embed")
     h = nn.LayerNorm(epsilon=LN_EPS, name="embed_ln")(h)
-    h = TransformerTrunk(self.num_layers, self.num_heads, self.embed_dim, self.dropout_rate, name="trunk")(
-        h, mask.astype(bool), deterministic=deterministic, causal=True, band=self.horizon)
+    h = TransformerTrunk(self.num_layers, self.num_heads, self.embed_dim, self.dropout_rate, matmul=self.matmul,
+                         name="trunk")(h, mask.astype(bool), deterministic=deterministic, causal=True,
+                                       band=self.horizon)
     z = dense(self.z_dim, "z_head")(h)
     return jnp.flip(z, axis=1) if self.flip_back else z
 
@@ -115,6 +117,7 @@ class AntiCausalConditioning(nn.Module):
   z_dim: int
   encoder_horizon: int
   bdt_unflipped_like_reference: bool
+  matmul_dtype: str = "float32"
 
   @nn.compact
   def __call__(self, cond, states, timesteps, mask, deterministic):
@@ -135,7 +138,8 @@ class AntiCausalConditioning(nn.Module):
     window = slice(0, k) if reference else slice(None)
     z = AntiCausalEncoder(
         self.embed_dim, self.num_layers, self.num_heads, self.dropout_rate, self.max_timestep, self.z_dim,
-        horizon=None if reference else self.encoder_horizon, flip_back=not reference, name="encoder")(
+        horizon=None if reference else self.encoder_horizon, flip_back=not reference, matmul=self.matmul_dtype,
+        name="encoder")(
             cond["states"][:, window], cond["timesteps"][:, window], cond["mask"][:, window],
             deterministic=deterministic)
     return dense(self.embed_dim, "embed")(z[:, :k])

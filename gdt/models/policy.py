@@ -42,6 +42,7 @@ class GDTPolicy(nn.Module):
   z_dim: int
   encoder_horizon: int
   bdt_unflipped_like_reference: bool
+  matmul_dtype: str = "float32"  # the trunk's Dense matmul inputs (gdt.core.transformer.MATMULS)
 
   @nn.compact
   def __call__(self, cond, states, actions, timesteps, mask, *, deterministic: bool) -> jax.Array:
@@ -53,9 +54,9 @@ class GDTPolicy(nn.Module):
     t = timestep_embedding(timesteps, self.max_timestep, self.embed_dim, "timestep_embed")
     tokens = (jnp.stack([z, s, a], axis=2) + t[:, :, None]).reshape(batch, 3 * k, self.embed_dim)
     tokens = nn.LayerNorm(epsilon=LN_EPS, name="embed_ln")(tokens)
-    h = TransformerTrunk(self.num_layers, self.num_heads, self.embed_dim, self.dropout_rate, name="trunk")(
-        tokens, jnp.repeat(mask, 3, axis=1), deterministic=deterministic, causal=True)
-    h_state = h.reshape(batch, k, 3, self.embed_dim)[:, :, 1]
+    h_state = TransformerTrunk(self.num_layers, self.num_heads, self.embed_dim, self.dropout_rate,
+                               matmul=self.matmul_dtype, name="trunk")(
+        tokens, jnp.repeat(mask, 3, axis=1), deterministic=deterministic, causal=True, keep=slice(1, None, 3))
     return jnp.tanh(dense(self.act_dim, "action_head")(h_state))
 
   def _check_shapes(self, states, actions, timesteps, mask) -> tuple[int, int]:
