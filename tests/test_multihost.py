@@ -40,7 +40,8 @@ def _args(data_dir, workdir):
           "--config.train.learning_rate=0.003", "--config.train.checkpoint_every=20",
           "--config.eval.best_k=1", "--config.eval.middle_k=1", "--config.eval.episodes_per_target=2",
           "--config.eval.chunk_steps=10", "--config.eval.plots=False",
-          "--config.train.shard_data=True"]  # each process places only its devices' rows of the data
+          "--config.train.shard_data=True",  # each process places only its devices' rows of the data
+          "--config.model.matmul_dtype=float32"]  # bfloat16 inputs would amplify reduction-order differences
 
 
 def _env(devices: int, cache: str) -> dict:

@@ -73,8 +73,9 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       batch_size=64, num_steps=a.steps, steps_per_call=500, learning_rate=1e-4, weight_decay=1e-4,
       warmup_steps=10_000, grad_clip_norm=0.25, checkpoint_every=10_000, max_checkpoints=3,
       uniform_traj_sampling=False,  # fidelity flag: the reference samples trajectories uniformly (§8.3)
-      # PRNG of the dropout masks: 'rbg' (XLA's RngBitGenerator) makes the paper-size CPU step 192 -> 161 ms
-      # (benchmarks/bench_train_step.py); its masks depend on the device count, threefry's do not.
+      # PRNG of the dropout masks: 'rbg' (XLA's RngBitGenerator) made the paper-size CPU step 192 -> 161 ms with
+      # float32 uniforms; with the trunk's 16-bit uniforms rbg and threefry are within noise (A/B 126-129 vs
+      # 118-133 ms, benchmarks/bench_train_step.py). rbg masks depend on the device count, threefry's do not.
       dropout_prng="rbg",
       # Split the dataset's rows over the devices (each holds 1/N; on multi-host each process places only its own
       # devices' rows) instead of replicating it: for data larger than one device's memory. Same batches and
