@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
 from experiments.configs import bc, cdt, data as data_configs, dt
 from gdt import evaluate, train
-from gdt.core import runtime
+from gdt.core import cli, runtime
 from gdt.data.generation import generate
 from gdt.core.workdir import atomic_write_bytes, format_seconds
 
@@ -80,4 +80,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)  # one-line errors (--debug for the traceback), multi-host flags, orbax's INFO logs off

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import glob
 import importlib
+import importlib.util
 import json
 import os
 import re
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from gdt import train
-from gdt.core import runtime
+from gdt.core import cli, runtime
 from gdt.core.config import apply_overrides
 from gdt.core.workdir import atomic_write_bytes, config_diff, config_to_dict, load_config
 
@@ -41,6 +42,10 @@ COLUMNS = ("w1_best", "w1_middle", "w1_all", "mean_return_all")
 
 
 def run_config(name: str, seed: int):
+  if importlib.util.find_spec(f"experiments.configs.{name}") is None:
+    have = sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(os.path.dirname(__file__), "..", "experiments",
+                                                                             "configs")) if f.endswith(".py") and not f.startswith("_"))
+    raise ValueError(f"--configs: no config {name!r} under experiments/configs (there: {', '.join(have)})")
   module = importlib.import_module(f"experiments.configs.{name}")
   arg = ",".join(filter(None, [_ARG.value, f"seed={seed}"]))
   return apply_overrides(module.get_config(arg), _SET.value)
@@ -86,6 +91,9 @@ def main(argv):
   del argv
   runtime.enable_compilation_cache()
   runtime.install_brax_compat()
+  for name in _CONFIGS.value:  # every run's config checked before any work
+    for seed in map(int, _SEEDS.value):
+      train.validate_config(run_config(name, seed))
   for name in _CONFIGS.value:
     todo = []  # (seed, config, workdir) of the unfinished runs
     for seed in map(int, _SEEDS.value):
@@ -113,4 +121,4 @@ def write_summary() -> str:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)  # one-line errors (--debug for the traceback), multi-host flags, orbax's INFO logs off

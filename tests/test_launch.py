@@ -1,11 +1,17 @@
-"""launch.seeds: the sweep table covers every finished run in the sweep directory, and --set overrides are typed."""
+"""launch.seeds: the sweep table covers every finished run in the sweep directory, --set overrides are typed, and a
+bad sweep is refused in one line before any work."""
 
 import json
+import os
+import subprocess
+import sys
 
 import ml_collections
 import pytest
 
 from launch import seeds
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _finished(root, name, seed, conditioning, w1):
@@ -46,3 +52,17 @@ def test_a_finished_run_is_reused_only_for_the_same_config(tmp_path):
   config.train.num_steps = 20
   with pytest.raises(ValueError, match="train.num_steps"):
     seeds.finished(str(run), config)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--configs=nosuch", "--workdir=W"], "--configs: no config 'nosuch' under experiments/configs (there: bc, bdt"),
+    (["--configs=cdt", "--set=train.learning_rate=-1", "--workdir=W"], "config field 'train.learning_rate'"),
+    (["--configs=cdt"], "Flag --workdir must have a value"),
+])
+def test_bad_sweeps_are_refused_in_one_line_before_any_work(tmp_path, args, message):
+  args = [a.replace("=W", f"={tmp_path / 'sweep'}") for a in args]
+  proc = subprocess.run([sys.executable, "-m", "launch.seeds", *args], cwd=ROOT, capture_output=True, text=True,
+                        env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+  assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "sweep").exists()  # nothing written

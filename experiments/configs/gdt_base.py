@@ -10,25 +10,27 @@ synthetic bimodal targets (`eval.synthetic=mixture`), as experiments/paper/gdt_b
       --config.eval.synthetic=mixture "--config.eval.score_features=()" --workdir=workdirs/cdt_bimodal Every field's rule (type, range, which values cannot work together) is in
 `FIELDS` and `conflicts` below the defaults; `gdt.train.validate_config` applies them before any work.
 
-Runtime (measured 2026-11-21 on 2 quiet cores, before the core refactor; its step computes the same losses bit for
-bit): the paper size (3 layers, embed 128, batch 64, 100k steps) runs at 0.16 s/step on 2 quiet CPU cores
-(benchmarks/bench_train_step.py: 15.3 GFLOP/step, 30% of the matmul roofline), i.e. ~4.5 h on CPU. The CPU-sized
-model below (embed 64, 2 layers, batch 32, lr 3e-4) trains at ~43 steps/s (13-21 on shared cores) and evaluates
-10 targets x 4 episodes x 1000 steps (40k env steps) in ~10 s at ~4k env steps/s including the model.
+Runtime: the paper size (3 layers, embed 128, batch 64, 100k steps) runs at 104-129 ms/step on 2 CPU cores
+(benchmarks/bench_train_step.py, 2026-12-02: 0.60x the reference PyTorch step's time, median of 3), i.e. ~3-3.6 h
+on CPU. The CPU-sized model below (embed 64, 2 layers, batch 32, lr 3e-4) trains 3 vmapped seeds at ~11 steps/s
+each on 2 cores loaded 3-4 and evaluates 10 targets x 4 episodes x 1000 steps (40k env steps) in ~10 s at ~4k
+env steps/s including the model.
 
 Expected result, quick data (workdirs/data_quick: halfcheetah medium-expert, spring, experts and medium chosen by
 the return of the policy's mode; 190 training / 10 held-out trajectories), the CPU-sized model above trained 3000
-steps, 4 episodes per target, open-loop schedule, seeds 0-2 (~2-3 min per run on 2 loaded cores). x-velocity W1
-over the 10 held-out targets, mean ± std over seeds, measured 2026-12-01 on this workplace's machines (the PPO data
-differ across CPUs: see experiments/configs/data.py; expect other digits elsewhere):
-  CDT 0.148 ± 0.008 (best 0.125, middle 0.172) < DT 0.164 ± 0.004 (best 0.160, middle 0.167)
-  < BC 0.614 ± 0.030 (best 0.769, middle 0.458)
-  python -m launch.seeds --configs=cdt,dt,bc --arg=env=halfcheetah,dataset=medium-expert,feature=x_velocity,steps=3000 \
-      --seeds=0,1,2 --workdir=workdirs/headline_quick4 --set=model.embed_dim=64 --set=model.num_layers=2 \
+steps, 4 episodes per target, open-loop schedule, seeds 0-2 trained together (--vmap_seeds; 18 min for the 9 runs
+on 2 cores loaded 3-4). x-velocity W1 over the 10 held-out targets, mean ± std over seeds, measured 2026-12-02 on
+this workplace's machines with the defaults above (bfloat16 matmuls; the PPO data differ across CPUs: see
+experiments/configs/data.py; expect other digits elsewhere):
+  CDT 0.160 ± 0.003 (best 0.135, middle 0.186) < DT 0.174 ± 0.003 (best 0.157, middle 0.191)
+  < BC 0.632 ± 0.017 (best 0.845, middle 0.420)
+  python -m launch.seeds --configs=cdt,dt,bc --arg=env=halfcheetah,dataset=medium-expert,feature=x_velocity,steps=3000,data_dir=workdirs/data_quick \
+      --seeds=0,1,2 --vmap_seeds --workdir=workdirs/headline_v2 --set=model.embed_dim=64 --set=model.num_layers=2 \
       --set=train.batch_size=32 --set=train.steps_per_call=250 --set=train.warmup_steps=600 \
       --set=train.learning_rate=3e-4 --set=train.checkpoint_every=3000 --set=eval.episodes_per_target=4
-On another machine's quick data (expert 1214) the same command gave CDT 0.157 ± 0.005 < DT 0.214 ± 0.015 < BC
-0.254 ± 0.022.
+With float32 matmuls (--set=model.matmul_dtype=float32) CDT and DT on the quick halfcheetah data of
+experiments/paper/gdt_smm.py (2000 steps, same model) gave CDT 0.158 ± 0.014 / DT 0.169 ± 0.018 against bfloat16's
+0.165 ± 0.006 / 0.173 ± 0.013, and the same final losses to 1e-4 (workdirs/precision/run.sh).
 """
 
 from __future__ import annotations
