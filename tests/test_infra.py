@@ -153,3 +153,17 @@ def test_atomic_writes_get_the_permissions_of_a_plain_open(tmp_path):
   with open(tmp_path / "b.json", "wb") as f:
     f.write(b"{}")
   assert (tmp_path / "a.json").stat().st_mode == (tmp_path / "b.json").stat().st_mode
+
+
+def test_tensorboard_rows_are_on_disk_when_write_returns(tmp_path):
+  from tests.test_kill import tensorboard_scalars
+  w = workdir.MetricWriter(str(tmp_path), tensorboard=True)
+  w.write(10, {"loss": 0.5})
+  w.write(20, {"loss": 0.25})
+  # Not closed: a SIGKILL here (after a checkpoint) must not lose these rows.
+  assert tensorboard_scalars(str(tmp_path / "tb" / "metrics")) == [("loss", 10, 0.5), ("loss", 20, 0.25)]
+  again = workdir.MetricWriter(str(tmp_path), tensorboard=True, resume_step=10)  # a restart from step 10
+  again.write(20, {"loss": 0.75})
+  assert tensorboard_scalars(str(tmp_path / "tb" / "metrics")) == [("loss", 10, 0.5), ("loss", 20, 0.75)]
+  w.close()
+  again.close()

@@ -172,6 +172,34 @@ def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
   return [] if a == b else [prefix or "<root>"]
 
 
+class _EventFile:
+  """TensorBoard scalars on disk before `scalars` returns. tensorboardX's SummaryWriter hands events to a background
+  thread and its flush() does not wait for that queue, so a SIGKILL right after a checkpoint lost the last rows
+  (tests/test_kill.py caught it). `purge_step`: a restart's SessionLog START, which makes TensorBoard drop the
+  events at steps >= it that a killed run wrote."""
+
+  def __init__(self, logdir: str, purge_step: int | None):
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+    os.makedirs(logdir, exist_ok=True)
+    # Nanoseconds in the suffix: a restart within the same second neither reopens (truncates) the killed run's file
+    # nor sorts before it (TensorBoard reads a directory's event files in name order).
+    self._writer = EventsWriter(os.path.join(logdir, "events"), f".{time.time_ns():020d}")
+    if purge_step is not None:
+      self._writer.write_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+    self._writer.flush()
+
+  def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.summary_pb2 import Summary
+    summary = Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
+    self._writer.write_event(Event(wall_time=time.time(), step=step, summary=summary))
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
 class MetricWriter:
   """Appends scalar metrics to `<workdir>/<name>.csv`, `<name>.jsonl` and TensorBoard events.
 
@@ -199,9 +227,7 @@ class MetricWriter:
       self._columns = header.split(",") if header else None
     if tensorboard:
       try:
-        from tensorboardX import SummaryWriter
-        purge = None if resume_step is None else resume_step + 1
-        self._tb = SummaryWriter(os.path.join(workdir, "tb", name), purge_step=purge)
+        self._tb = _EventFile(os.path.join(workdir, "tb", name), None if resume_step is None else resume_step + 1)
       except ImportError:
         pass
 
@@ -235,10 +261,8 @@ class MetricWriter:
     with open(self.csv_path, "a", newline="") as f:
       csv.writer(f).writerow([row.get(c, "") for c in self._columns])
     if self._tb is not None:
-      for k, v in row.items():
-        if k != "step" and isinstance(v, float) and math.isfinite(v):
-          self._tb.add_scalar(k, v, int(step))
-      self._tb.flush()
+      self._tb.scalars(int(step), {k: v for k, v in row.items()
+                                   if k != "step" and isinstance(v, float) and math.isfinite(v)})
 
   def close(self) -> None:
     if self._tb is not None:
