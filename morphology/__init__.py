@@ -4,6 +4,8 @@
     policy = morphology.load_policy("workdirs/mxt_bc")   # a trained distillation policy (morphology.distill)
 """
 
+import gdt  # noqa: F401  (process-level XLA defaults, gdt.core.runtime.set_xla_defaults)
+
 
 def __getattr__(name):
   # Lazy, so `from morphology import envs` does not import the training stack.

@@ -167,3 +167,30 @@ def test_tensorboard_rows_are_on_disk_when_write_returns(tmp_path):
   assert tensorboard_scalars(str(tmp_path / "tb" / "metrics")) == [("loss", 10, 0.5), ("loss", 20, 0.75)]
   w.close()
   again.close()
+
+
+def test_xla_defaults_are_appended_once_and_never_override(monkeypatch):
+  flag = next(iter(runtime.XLA_DEFAULT_FLAGS))
+  monkeypatch.delenv(runtime.NO_XLA_DEFAULTS_ENV, raising=False)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+  assert runtime.set_xla_defaults() == [f"--{flag}={runtime.XLA_DEFAULT_FLAGS[flag]}"]
+  assert os.environ["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2", f"--{flag}=false"]
+  assert runtime.set_xla_defaults() == []  # already there: not repeated
+  monkeypatch.setenv("XLA_FLAGS", f"--{flag}=true")  # the user's choice wins
+  assert runtime.set_xla_defaults() == [] and os.environ["XLA_FLAGS"] == f"--{flag}=true"
+  monkeypatch.delenv("XLA_FLAGS")
+  monkeypatch.setenv(runtime.NO_XLA_DEFAULTS_ENV, "1")
+  assert runtime.set_xla_defaults() == [] and "XLA_FLAGS" not in os.environ
+
+
+def test_importing_gdt_sets_the_xla_defaults_before_jax_starts():
+  import subprocess
+  import sys
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", runtime.NO_XLA_DEFAULTS_ENV)}
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=3"
+  code = "import os, gdt, jax; print(jax.device_count(), os.environ['XLA_FLAGS'])"
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+  count, flags = out.strip().split(" ", 1)
+  assert count == "3"  # the user's flags still apply
+  assert flags.split() == ["--xla_force_host_platform_device_count=3"] + [
+      f"--{k}={v}" for k, v in runtime.XLA_DEFAULT_FLAGS.items()]

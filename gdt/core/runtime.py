@@ -1,4 +1,4 @@
-"""Process-level JAX setup: the persistent compilation cache and the brax-on-new-jax shim."""
+"""Process-level JAX setup: XLA flag defaults, the persistent compilation cache and the brax-on-new-jax shim."""
 
 from __future__ import annotations
 
@@ -9,6 +9,30 @@ import jax.numpy as jnp
 import numpy as np
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "seqrl", "jax")
+
+# XLA flags this package sets unless XLA_FLAGS already names them. XLA's CPU fusion emitters (its default) compiled
+# brax physics ~1.4x slower and ran the paper-size train step ~1.2x slower than its legacy emitters, with the same
+# results (benchmarks/bench_xla_flags.py). An XLA that does not know a flag aborts the process, so they are only set
+# on the jaxlib they were measured on (constraints.txt pins it).
+XLA_DEFAULT_FLAGS = {"xla_cpu_use_fusion_emitters": "false"}
+XLA_DEFAULTS_MEASURED_ON = ("0.10.",)  # jaxlib version prefixes
+NO_XLA_DEFAULTS_ENV = "SEQRL_NO_XLA_DEFAULTS"  # set to 1 to keep XLA's own defaults
+
+
+def set_xla_defaults() -> list[str]:
+  """Appends XLA_DEFAULT_FLAGS to $XLA_FLAGS (those it does not already name); -> the flags added.
+
+  Takes effect only if no JAX computation ran yet in this process (XLA reads its flags once); `import gdt` calls it.
+  Nothing is added on a jaxlib outside XLA_DEFAULTS_MEASURED_ON or when $SEQRL_NO_XLA_DEFAULTS is set.
+  """
+  import jaxlib
+  if os.environ.get(NO_XLA_DEFAULTS_ENV) or not jaxlib.__version__.startswith(XLA_DEFAULTS_MEASURED_ON):
+    return []
+  current = os.environ.get("XLA_FLAGS", "")
+  added = [f"--{name}={value}" for name, value in XLA_DEFAULT_FLAGS.items() if f"--{name}" not in current]
+  if added:
+    os.environ["XLA_FLAGS"] = " ".join([current.strip()] + added).strip()
+  return added
 
 
 def enable_compilation_cache(path: str | None = None) -> str:
