@@ -31,10 +31,9 @@ REST_TOL = 0.01
 # Bound on the box centre's rise under random actions: 0.5 m is its rise when tipped up onto a bottom edge
 # (sqrt(1^2 + 0.75^2) - 0.75); higher takes balancing it on a corner or throwing it.
 MAX_BOX_RISE = 0.5
-# Compile time dominates (~20 s per env): trade some XLA optimisation for it (run time stays ~2 s; level 0
-# compiles 4 s faster but runs 12 s slower) and split code generation over threads (-15% on 2 free cores).
-COMPILE_OPTIONS = {"xla_backend_optimization_level": 1, "xla_llvm_disable_expensive_passes": True,
-                   "xla_cpu_parallel_codegen_split_count": 4}
+# Compile time dominates: with XLA's legacy CPU emitters (gdt.core.runtime.XLA_DEFAULT_FLAGS) ant_push_4 took
+# 16.9 s in all at level 0 (compile 6.2 s) vs 19.4 s at level 1 (compile 11.0 s).
+COMPILE_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def simulate(env: envs.MorphologyTaskEnv) -> dict:
