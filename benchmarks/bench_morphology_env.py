@@ -9,19 +9,25 @@ measured once per `--floor_contacts` value (`MjcfOptions.floor_contact`): 'all' 
     python benchmarks/bench_morphology_env.py --backends=positional,spring,generalized --batches=64
     python benchmarks/bench_morphology_env.py --batches=64 --steps=10  # a quick check that it runs
 
-Measured 2026-11-21 on 2 CPU cores (load ~1.5, nothing else running), 100 steps, positional, after v1's
-one-ended shins (`Geom.collide_end`: a shin collides with a sphere at the foot, not as a whole capsule):
-    batch   64: ant_reach_4 5292 steps/s vs brax ant 6193 (0.85x); end_effectors 6217 (1.00x)
-    batch  256: 5116 vs 7115 (0.72x); 200 steps, twice: 5252 vs 6754, 5318 vs 6781 (0.78x); end_effectors 0.93x
-    batch 1024: 6200 vs 7607 (0.82x); end_effectors 7428 (0.98x)
-  A later quiet run, 200 steps: 64: 4899 vs 5918 (0.83x); 256: 5279 vs 7080 (0.75x); 1024: 6312 vs 7094 (0.89x).
-  Compile 8-24 s per env (persistent cache cold). Before the foot caps (shins colliding as whole capsules, 17
-  contact points) batch 256 gave 4806 vs 7374 (0.65x) on the same quiet machine.
+Measured 2026-12-02 on 2 CPU cores (a niced background job paused), 200 steps, positional, with the XLA flags
+`import gdt` sets (benchmarks/bench_xla_flags.py); this host ran brax's ant 25-35% slower than on 2026-11-21:
+    batch   64: ant_reach_4 3006 steps/s vs brax ant 3733 (0.81x); end_effectors 3493 (0.94x)
+    batch  256: 2884 vs 3810 (0.76x); end_effectors 4181 (1.10x)
+    batch 1024: 4071 vs 4566 (0.89x); end_effectors 5076 (1.11x)
+  Batch 256 again, A/B in two processes: with the flags 3614 vs 5230 (0.69x; compile 17.0 vs 13.1 s), without
+  them 3110 vs 4142 (0.75x; compile 29.2 vs 26.7 s); end_effectors 0.97x / 1.03x.
+Measured 2026-11-21 (quieter host, XLA's default flags), 100-200 steps: batch 64 0.83-0.85x, 256 0.72-0.78x,
+1024 0.82-0.89x; end_effectors 0.93-1.00x. Before v1's one-ended shins (`Geom.collide_end`: a shin collides
+with a sphere at the foot, not as a whole capsule; 17 contact points) batch 256 gave 0.65x.
   Other backends, batch 64, load ~10 (older measurement): spring 11105 vs 14917 (0.74x) but the ant blows up
   under random actions; generalized 426 vs 2547; mjx (20 steps) 953 vs 8223.
-The remaining gap is contacts: brax's ant lets only its 4 foot spheres touch the floor; the v1-faithful MxT
-ant also collides its torso and 4 thigh capsules (13 contact points). floor_contact='end_effectors' drops the
-thighs (other dynamics than v1).
+Why the reference contact set stays below brax's ant: the bodies and joints are the same (9 bodies, 8 hinges), the
+contacts are not. brax's ant collides only its 4 foot spheres with the floor (4 contact points); v1's ant also
+collides its torso sphere and its 4 thigh capsules (1 + 4 x 2 + 4 feet = 13 points), and the positional pipeline's
+step cost grows with the contact points. With brax's contact set (floor_contact='end_effectors') the same env runs
+at 0.94-1.11x. The 4 inner thigh caps look redundant but are not: at hip yaw 30 degrees the inner cap's centre is
+0.192 m from the torso centre, so its lowest point (0.272 m below the centre when the ant lies on its side) is
+below the torso sphere's (0.25 m); dropping them changes the dynamics of a fallen ant.
 """
 
 from __future__ import annotations
