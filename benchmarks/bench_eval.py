@@ -8,8 +8,10 @@ step per step with a host round trip): `--serial_steps` timed steps after warm-u
 
   python benchmarks/bench_eval.py [--targets=10] [--episodes=20] [--steps=1000] [--serial_steps=300]
 
-Measured 2026-11-21, 2 quiet CPU cores, --steps=200 (10 x 20 episodes x 200 = 40k env steps): batched 1,145 env
-steps/s including the model (compile 9.9 s) vs serial 576 env steps/s: 2.0x. The batched rollout is compute-bound:
+Measured 2026-12-02, 2 quiet CPU cores (load 1.5), --steps=200, fresh compilation cache: batched 1,656 / 1,605
+env steps/s including the model, compile 7.1 / 8.1 s (two runs) vs serial 383 / 525 env steps/s (3.1-4.3x); with
+$SEQRL_NO_XLA_DEFAULTS=1 (XLA's own CPU emitters) compile 10.3 s, 1,616 env steps/s (2026-11-21: compile 9.9 s).
+The batched rollout is compute-bound:
 each env step runs the 3 x 128 trunk over the 60-token window (~70 MFLOP by a parameter count, not measured), i.e.
 ~80 GFLOP/s, about the train step's rate.
 A sliding window without positions cannot reuse a KV cache (dropping the oldest token changes every later one).

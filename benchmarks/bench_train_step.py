@@ -23,17 +23,20 @@ reference samples them per step with its per-window numpy loop on the host. Both
 trajectories (same generator and seed); all lengths are equal, so our length-proportional trajectory sampling and
 the reference's uniform one draw from the same distribution. The reference's get_batch time is printed apart.
 
-Measured 2026-12-02, 2 CPU cores, nothing else running (load 0.4-1.9; this VM's 2048^3 matmul rate varied
-157-195 GFLOP/s between runs, so the host is shared: quote ratios from one run), defaults, 3 runs:
-  ours 104.4 / 115.4 / 129.3 ms/step, the reference (torch 2.13 eager, same process tree) 184.5 / 191.2 / 183.0 ms:
-  ours / reference 0.566 / 0.604 / 0.707 (median 0.604 = 1.66x its steps/s); 12.37 GFLOP/step (XLA count),
-  49-63% of the fp32 matmul roofline.
+Measured 2026-12-02, 2 CPU cores, nothing else running (load 1.5-1.9; this VM's 2048^3 matmul rate varied
+157-195 GFLOP/s between runs, so the host is shared: quote ratios from one run), defaults, 3 runs, with the XLA
+flags `import gdt` sets:
+  ours 127.4 / 124.2 / 99.6 ms/step, the reference (torch 2.13 eager, same process tree) 205.9 / 168.7 / 161.1 ms:
+  ours / reference 0.619 / 0.736 / 0.618 (median 0.619 = 1.62x its steps/s); 12.26 GFLOP/step (XLA count),
+  53-66% of the fp32 matmul roofline. Earlier the same day, before those flags: 0.566 / 0.604 / 0.707 (median
+  0.604; ours 104-129 ms vs 183-191).
 What each change did (same machine, same day; A/B in one process where noted):
   --matmul_dtype float32 (everything else as default)   169 ms vs the reference's 166 in the same run (1.02)
   model.matmul_dtype bfloat16 (default) vs float32      107-122 vs 128-147 ms (A/B, one process): ~1.2x
   last trunk layer on the state tokens only (always)    15.27 -> 12.35 GFLOP/step (the policy reads 1 in 3 tokens)
   16-bit dropout uniforms (always) vs flax's Dropout    dropout's cost 28 -> ~13 ms/step (A/B: 120 -> 107 ms)
   --dropout 0 (bfloat16)                                97 ms/step (68.9% of roofline)
+  XLA's legacy CPU emitters (import gdt) vs its default  121 vs 143 ms (medians, benchmarks/bench_xla_flags.py)
 Before these (2026-11-21, quieter host): 161-163 ms/step with rbg masks, 187-192 with threefry, 143 without dropout.
 Where the rest goes: the matmuls are small (3840 x 128 x 512 for the MLP, 60 x 60 x 128 per sequence for the
 single-head attention), far below the 2048^3 rate on CPU; layer norms, softmax, ReLU and the AdamW update are
