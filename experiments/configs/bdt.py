@@ -9,6 +9,8 @@ Expected result (one-shot imitation: conditioned on the held-out target's own st
 medium-expert, the CPU-sized model of gdt_base.py, 3000 steps, seed 0 (workdirs/headline_v2/bdt_s0, 4 min on 2
 loaded cores, measured 2026-12-02): W1 on x-velocity 0.208 over the 10 targets (best 0.209, middle 0.208), W1 on
 reward 0.151. Same launch.seeds command as in gdt_base.py with --configs=bdt --seeds=0 (no --vmap_seeds needed).
+The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are
+reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics").
 """
 
 from experiments.configs import gdt_base

@@ -35,6 +35,8 @@ returns below are this machine's.
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
 Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
 (expert - random).
+The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are
+reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics").
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ experiments/configs/data.py; expect other digits elsewhere):
 With float32 matmuls (--set=model.matmul_dtype=float32) CDT and DT on the quick halfcheetah data of
 experiments/paper/gdt_smm.py (2000 steps, same model) gave CDT 0.158 ± 0.014 / DT 0.169 ± 0.018 against bfloat16's
 0.165 ± 0.006 / 0.173 ± 0.013, and the same final losses to 1e-4 (workdirs/precision/run.sh).
+The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are
+reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics").
 """
 
 from __future__ import annotations

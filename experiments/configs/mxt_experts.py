@@ -37,6 +37,8 @@ drifts to 6.4 m and passes the ball in 2/32):
 So no setting reached any success at these budgets. At equal budget the progress reward ends closer to the ball: mean
 final distance over the last 6 snapshots (717k-1.23M) 3.14 m with progress vs 3.54 m with the reference reward, a
 small edge at 32 episodes per snapshot. The quick preset as a whole (3 envs x 1.5M steps) was not run.
+The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are
+reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics").
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ reproduce the standing targets at all (W1 1.371 ± 0.226, DT 0.700 ± 0.484; CDT
 when asked to stand), i.e. half-trained CDT ignores the conditioning there. Finish the quick scale (it resumes from
 step 1000) before quoting anything:
   python -m launch.paper --experiment=gdt_bimodal --scale=quick --vmap_seeds
+The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are
+reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics").
 """
 
 from __future__ import annotations

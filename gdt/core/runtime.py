@@ -11,9 +11,10 @@ import numpy as np
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "seqrl", "jax")
 
 # XLA flags this package sets unless XLA_FLAGS already names them. XLA's CPU fusion emitters (its default) compiled
-# brax physics ~1.4x slower and ran the paper-size train step ~1.2x slower than its legacy emitters, with the same
-# results (benchmarks/bench_xla_flags.py). An XLA that does not know a flag aborts the process, so they are only set
-# on the jaxlib they were measured on (constraints.txt pins it).
+# brax physics ~1.4x slower and ran the paper-size train step ~1.2x slower than its legacy emitters
+# (benchmarks/bench_xla_flags.py); rounding differs, so simulations diverge from runs without it (BUILD.md).
+# An XLA that does not know a flag aborts the process, so they are only set on the jaxlib they were measured on
+# (constraints.txt pins it).
 XLA_DEFAULT_FLAGS = {"xla_cpu_use_fusion_emitters": "false"}
 XLA_DEFAULTS_MEASURED_ON = ("0.10.",)  # jaxlib version prefixes
 NO_XLA_DEFAULTS_ENV = "SEQRL_NO_XLA_DEFAULTS"  # set to 1 to keep XLA's own defaults
