@@ -45,10 +45,7 @@ def _args(data_dir, workdir):
 
 
 def _env(devices: int, cache: str) -> dict:
-  # Full XLA optimisation (conftest turns most of it off): the W1 tolerance against the 1-process run's slightly
-  # different params was measured with it (0.011); unoptimised code amplified the same gap to 0.097.
   return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, JAX_COMPILATION_CACHE_DIR=cache,
-              JAX_DISABLE_MOST_OPTIMIZATIONS="0",
               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
 
 
@@ -167,6 +164,7 @@ def test_two_processes_evaluate_as_one_process(runs):
   assert two and sorted(two) == sorted(again) == sorted(one)
   # The same parameters: the multi-process evaluation is the single-process one.
   np.testing.assert_allclose([two[k] for k in two], [again[k] for k in two], rtol=1e-6)
-  # The 1-process run's parameters differ by up to 1e-4 (see PARAM_ATOL) and 1000-step cheetah rollouts amplify
-  # that: measured W1 differences up to 0.011 of ~0.4.
-  np.testing.assert_allclose([two[k] for k in two], [one[k] for k in two], atol=0.03)
+  # The 1-process run's W1 is not compared: its parameters differ by up to 1e-4 (PARAM_ATOL, checked above) and
+  # 1000-step cheetah rollouts amplify any difference chaotically (measured 0.011 of ~0.4 with XLA's default CPU
+  # emitters, 0.087 with the legacy ones and 0.097 at the tests' low optimisation level), so no tolerance would
+  # test a property. The property, the same parameters evaluating the same on 2 processes as on 1, is the line above.
