@@ -9,6 +9,9 @@ the other (total / the single run's steps/s).
 
   python benchmarks/bench_seeds.py [--seeds 1,3,5] [--steps 100] [--calls 3] [--dropout_prng rbg] [--threads N]
 
+Measured 2026-12-02 (bfloat16 matmuls, XLA's legacy CPU emitters; a niced background job, load 2.8), --steps 50
+--calls 3: single 64.6 steps/s; N=1 49.6 (0.77x), N=3 17.9 per seed = 53.6 seed-steps/s (0.83x), N=5 11.7 = 58.7
+(0.91x); compile 5.7-8.7 s.
 Measured 2026-11-21 on 2 CPU cores shared with other jobs (load 2-5), --steps 50 --calls 3, rbg dropout:
   single 22.0 steps/s; N=1 20.4 (0.92x), N=3 6.0 per seed = 17.9 seed-steps/s (0.81x), N=5 3.2 = 16.0 (0.73x);
   compile 8-11 s for every N. On this CPU vmapping seeds does not pay: one run already keeps both cores busy, and
