@@ -364,7 +364,8 @@ class _RandomPolicy:
 def load_or_collect(root: str, env_name: str, make_act: Callable[[], tuple[ActFn, dict]], *, episodes: int,
                     seed: int, episode_length: int | None = None, log: Callable[[str], None] = print) -> MxtDataset:
   """The dataset of `env_name` under `root`, collected (and saved) once: `make_act()` -> (act, metadata) is only
-  called when the file is missing. An existing file with fewer episodes than asked for is refused."""
+  called when the file is missing; a metadata 'env_config' (`env_config_dict`) is the env the act reads (an
+  expert's training env). An existing file with fewer episodes than asked for is refused."""
   path = dataset_path(root, env_name)
   if os.path.exists(path) or os.path.exists(_json_path(path)):
     ds = MxtDataset.load(path)
@@ -373,8 +374,9 @@ def load_or_collect(root: str, env_name: str, make_act: Callable[[], tuple[ActFn
                          "again")
     return ds
   act, metadata = make_act()
+  env_config = env_config_from_dict(metadata["env_config"]) if "env_config" in metadata else None
   ds = collect(env_name, act, episodes=episodes, seed=seed, episode_length=episode_length, metadata=metadata,
-               label=f"[collect {env_name}] ")
+               env_config=env_config, label=f"[collect {env_name}] ")
   ds.save(path)
   log(f"[collect] {env_name}: {ds.num_episodes} episodes, {ds.num_transitions} transitions, success "
       f"{float(ds.success.max(axis=1).mean()):.2f} -> {path}")

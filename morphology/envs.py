@@ -56,11 +56,21 @@ BACKENDS = ("positional", "spring", "generalized", "mjx")
 #   is half a lower leg further out (ant 0.36 m, claw 0.2 m), so success needs a different pose than in v1.
 END_EFFECTOR_POINTS = ("centre", "tip")
 
+# The flat observation an env returns (`EnvConfig.observation`; PPO experts and the Gymnasium wrapper read it, the
+# MTG tokens are rendered from raw state instead, `morphology.graph`):
+# - 'egocentric': root height, gravity, root velocities, goal / object offsets and object velocities in the root
+#   body's frame, plus joint angles and velocities: nothing depends on where the agent stands or which way it
+#   faces, so "walk toward the goal" is one function of the goal's body-frame offset.
+# - 'world': [q, qd, (goals - root), (objects - root)] with world-frame offsets and the root's world pose, like the
+#   reference's flat amorpheus observation (an MLP must learn to rotate the offset by the root quaternion itself).
+OBSERVATIONS = ("egocentric", "world")
+
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
   backend: str = DEFAULT_BACKEND
   end_effector_point: str = "centre"  # an END_EFFECTOR_POINTS value; the default is v1's
+  observation: str = "egocentric"  # an OBSERVATIONS value
   # (field, value) pairs applied on top of the family's MJCF options (`mjcf.options_for`), e.g.
   # (("floor_contact", "end_effectors"),).
   mjcf_overrides: tuple = ()
@@ -68,13 +78,15 @@ class EnvConfig:
   def __post_init__(self):
     if self.end_effector_point not in END_EFFECTOR_POINTS:
       raise ValueError(unknown_name_message("end_effector_point", self.end_effector_point, END_EFFECTOR_POINTS))
+    if self.observation not in OBSERVATIONS:
+      raise ValueError(unknown_name_message("observation", self.observation, OBSERVATIONS))
 
 
 class MorphologyTaskEnv(PipelineEnv):
   """A morphology with a task; `done` is the task's success, there is no other termination (v1).
 
   reset: the agent at its mid-limit pose, at rest; free objects and goals sampled by the task.
-  obs: [q, qd, (goals - root).ravel(), (objects - root).ravel()] (a flat placeholder for the MTG obs).
+  obs: the flat observation `config.observation` names (OBSERVATIONS); the MTG tokens come from raw state.
   state.info: goals [G, 3], success, distance, initial_distance; state.metrics: success, distance
   and one entry per reward term.
   """
@@ -109,6 +121,12 @@ class MorphologyTaskEnv(PipelineEnv):
     # Free-joint qpos addresses of the objects, so reset can place them through q.
     self._obj_qadr = np.array(
         [mj.jnt_qposadr[mj.body_jntadr[mj.body(o.name).id]] for o in task.objects], dtype=np.int32)
+    # The agent's hinge coordinates: everything but the root's and the objects' free joints (7 q, 6 qd each).
+    obj_dadr = [mj.jnt_dofadr[mj.body_jntadr[mj.body(o.name).id]] for o in task.objects]
+    q_free = {0, *range(1, 7), *(a + i for a in self._obj_qadr for i in range(7))}
+    qd_free = {*range(6), *(a + i for a in obj_dadr for i in range(6))}
+    self._joint_q = np.array([i for i in range(sys.q_size()) if i not in q_free], dtype=np.int32)
+    self._joint_qd = np.array([i for i in range(sys.qd_size()) if i not in qd_free], dtype=np.int32)
 
   def frame(self, ps: brax_base.State) -> Frame:
     """The task's view of a pipeline state."""
@@ -140,8 +158,15 @@ class MorphologyTaskEnv(PipelineEnv):
     return state.replace(pipeline_state=ps, obs=self._obs(ps, frame, goals), reward=out.reward, done=out.success)
 
   def _obs(self, ps: brax_base.State, frame: Frame, goals: jax.Array) -> jax.Array:
-    rel = lambda p: (p - frame.root_pos).ravel()
-    return jnp.concatenate([ps.q, ps.qd, rel(goals), rel(frame.obj_pos)])
+    if self.config.observation == "world":
+      rel = lambda p: (p - frame.root_pos).ravel()
+      return jnp.concatenate([ps.q, ps.qd, rel(goals), rel(frame.obj_pos)])
+    rot = ps.x.rot[self._root]
+    body = lambda v: jax.vmap(brax_math.inv_rotate, in_axes=(0, None))(jnp.reshape(v, (-1, 3)), rot).ravel()
+    return jnp.concatenate([
+        frame.root_pos[2:], body(jnp.array([0.0, 0.0, -1.0])), body(frame.root_vel), body(ps.xd.ang[self._root]),
+        ps.q[self._joint_q], ps.qd[self._joint_qd], body(goals - frame.root_pos),
+        body(frame.obj_pos - frame.root_pos), body(frame.obj_vel)])
 
 
 class GoalEvalWrapper(Wrapper):

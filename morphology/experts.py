@@ -227,10 +227,11 @@ class Expert:
   step: int  # PPO env step of the selected snapshot
   success: float  # deterministic success rate (reference success rule) measured at selection
   workdir: str  # the expert's own workdir
+  env_config: envs.EnvConfig = envs.EnvConfig()  # the env it was trained on (backend, flat observation)
 
   def act_fn(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Pure, jittable, vmappable deterministic (mode) policy: (flat env observation [obs], rng) -> action [A]
-    in the env's actuator order, for `morphology.envs.make(env_name)` with the default EnvConfig.
+    in the env's actuator order, for `morphology.envs.make(env_name, config=self.env_config)`.
     (The observation normaliser is baked in.)"""
     record = read_expert_json(self.workdir)
     snapshot = ppo.load_snapshot(ppo.snapshot_path(self.workdir, self.step))
@@ -263,7 +264,12 @@ def load_expert(workdir: str, allow_rejected: bool = False) -> Expert:
                      f"{record['success']:.3f} < threshold {record['threshold']}); pass allow_rejected=True to use it")
   if not os.path.isdir(ppo.snapshot_path(workdir, record["step"])):
     raise FileNotFoundError(f"{workdir}: expert.json names snapshot step {record['step']}, which is missing")
-  return Expert(record["env"], int(record["step"]), float(record["success"]), workdir)
+  return Expert(record["env"], int(record["step"]), float(record["success"]), workdir, recorded_env_config(record))
+
+
+def recorded_env_config(record: dict) -> envs.EnvConfig:
+  """The EnvConfig of an expert.json record; records from before `observation` existed saw the world frame."""
+  return envs.EnvConfig(backend=record["backend"], observation=record.get("observation", "world"))
 
 
 def _load_json(path: str) -> dict | None:
@@ -297,7 +303,8 @@ def train_expert(env_name: str, config, root: str) -> Expert:
   success rule, selects the best and writes expert.json. Returns the Expert, accepted or not (`load_expert`
   refuses a rejected one). Reruns reuse the snapshots, their evaluations and the selection."""
   workdir = expert_workdir(root, env_name)
-  env = envs.make(env_name, config.backend or None)
+  env = envs.make(env_name, config=envs.EnvConfig(backend=config.backend or envs.DEFAULT_BACKEND,
+                                                  observation=config.observation))
   train_env = training_env(env, config)  # refuses a shaped reward the task cannot use, before any work
   snapshots = ppo.train_ppo(train_env, config.ppo, workdir, seed=config.seed,
                             episode_length=config.train_episode_length, eval_env=env,
@@ -309,7 +316,7 @@ def train_expert(env_name: str, config, root: str) -> Expert:
                 accepted=bool(best["success"] >= config.accept_success), threshold=float(config.accept_success),
                 ppo=config_to_dict(config.ppo), shaped_reward=config.shaped_reward,
                 shaping=config_to_dict(config.shaping), train_episode_length=int(config.train_episode_length),
-                backend=env.config.backend, observation_size=int(env.observation_size),
+                backend=env.config.backend, observation=env.config.observation, observation_size=int(env.observation_size),
                 action_size=int(env.action_size), seed=int(config.seed))
   path = os.path.join(workdir, EXPERT_FILE)
   if _load_json(path) != record:
@@ -317,7 +324,7 @@ def train_expert(env_name: str, config, root: str) -> Expert:
   print(f"[experts] {env_name}: step {record['step']}, success {record['success']:.3f} over {record['episodes']} "
         f"episodes, return {record['episode_return']:.1f} -> {'accepted' if record['accepted'] else 'rejected'}",
         flush=True)
-  return Expert(env_name, record["step"], record["success"], workdir)
+  return Expert(env_name, record["step"], record["success"], workdir, env.config)
 
 
 # ------------------------------------------------------------------------------------------- all envs
@@ -342,6 +349,8 @@ def validate_config(config) -> None:
     else:
       found.append(("shaped_reward", f"{config.shaped_reward!r} is not one of {', '.join(SHAPED_REWARDS)} "
                                      "(or 'none' for the reference reward)"))
+  if config.observation not in envs.OBSERVATIONS:
+    found.append(("observation", f"one of {', '.join(envs.OBSERVATIONS)}, got {config.observation!r}"))
   if config.backend and config.backend not in envs.BACKENDS:
     found.append(("backend", f"one of {', '.join(envs.BACKENDS)} or '' (default), got {config.backend!r}"))
   devices = jax.local_device_count()

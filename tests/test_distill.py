@@ -13,7 +13,7 @@ import pytest
 
 import morphology
 from experiments.configs import mxt_base
-from morphology import data, distill, graph
+from morphology import data, distill, envs, graph
 
 # Two tasks on one MJCF model (the goals are not bodies), so their collections compile to the same program: the
 # persistent compilation cache serves the second.
@@ -194,17 +194,28 @@ def test_missing_datasets_are_collected_once_from_the_experts(dataset_dir, tmp_p
   from morphology import experts
   calls = []
 
-  def fake_load_expert(workdir, allow_rejected=False):  # an accepted expert acting at random
+  def fake_load_expert(workdir, allow_rejected=False):  # an accepted expert acting at random, on the world obs
     calls.append(workdir)
-    return experts.Expert(env_name="ant_reach_2", step=123, success=0.9, workdir=workdir)
+    return experts.Expert(env_name="ant_reach_2", step=123, success=0.9, workdir=workdir,
+                          env_config=envs.EnvConfig(observation="world"))
+
+  world_size = envs.make("ant_reach_2", config=envs.EnvConfig(observation="world")).observation_size
+  seen = []
+
+  def act_fn(self):
+    def act(obs, rng):
+      seen.append(obs.shape)  # at trace time: the observation the expert was trained on
+      return data.random_policy(4)(obs, rng)
+    return act
 
   monkeypatch.setattr(experts, "load_expert", fake_load_expert)
-  monkeypatch.setattr(experts.Expert, "act_fn", lambda self: data.random_policy(4))
+  monkeypatch.setattr(experts.Expert, "act_fn", act_fn)
   c = tiny_config(str(tmp_path / "data"), f"envs=ant_reach_2,experts_root={tmp_path / 'experts'}")
   c.data.update(dict(collect_episodes=3, episode_length=T))
   (ds,) = distill.load_datasets(c, ["ant_reach_2"], log=lambda s: None)
   assert calls == [experts.expert_workdir(str(tmp_path / "experts"), "ant_reach_2")]
   assert ds.metadata["expert_step"] == 123 and ds.metadata["expert_success"] == 0.9 and ds.num_episodes == 3
+  assert set(seen) == {(world_size,)} and ds.metadata["env_config"]["observation"] == "world"
   assert os.path.exists(data.dataset_path(str(tmp_path / "data"), "ant_reach_2"))
   (again,) = distill.load_datasets(c, ["ant_reach_2"], episodes=2, log=lambda s: None)
   assert len(calls) == 1 and again.num_episodes == 2  # reused, not collected again

@@ -18,8 +18,9 @@ def test_spaces_describe_the_env(gym_env):
   env = gym_env.unwrapped
   assert gym_env.action_space.shape == (env.action_size,) == (4,)
   assert np.all(gym_env.action_space.low == -1) and np.all(gym_env.action_space.high == 1)
-  # q (7 + 4 hinges) + qd (6 + 4) + one goal relative to the root.
-  assert gym_env.observation_space.shape == (11 + 10 + 3,)
+  # The egocentric observation: root height, gravity, root velocity and spin (1 + 3 + 3 + 3), 4 hinge angles and
+  # velocities, one goal's offset in the root frame.
+  assert gym_env.observation_space.shape == (10 + 4 + 4 + 3,)
   sample = gym_env.action_space.sample(np.random.default_rng(0))
   assert gym_env.action_space.contains(sample) and sample.dtype == np.float32
   assert not gym_env.action_space.contains(sample * 3)

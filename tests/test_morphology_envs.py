@@ -190,6 +190,37 @@ def test_sample_envs_reset_and_step_finite(sample):
     _check_finite(name, env, first, last)
 
 
+def _moved_and_turned(ps, goals, yaw: float, shift):
+  """The same scene moved by `shift` and turned by `yaw` about the world z axis (every body, velocity and goal)."""
+  from brax import math as brax_math  # noqa: PLC0415
+  quat = jnp.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+  turn = jax.vmap(brax_math.rotate, in_axes=(0, None))
+  x = ps.x.replace(pos=turn(ps.x.pos, quat) + shift, rot=jax.vmap(brax_math.quat_mul, in_axes=(None, 0))(quat, ps.x.rot))
+  xd = ps.xd.replace(vel=turn(ps.xd.vel, quat), ang=turn(ps.xd.ang, quat))
+  return ps.replace(x=x, xd=xd), turn(goals, quat) + shift
+
+
+def test_egocentric_observation_ignores_where_the_agent_stands_and_faces(sample):
+  # After 3 random steps (moving bodies), with a push box and a target: the whole scene moved 3 m and turned 40 deg
+  # gives the same egocentric observation; the world-frame one changes (so this test can tell them apart).
+  env, _, last = sample["centipede_push_2"]
+  assert env.config.observation == "egocentric"
+  ps, goals = last.pipeline_state, last.info["goals"]
+  ps2, goals2 = _moved_and_turned(ps, goals, yaw=0.7, shift=jnp.array([3.0, -2.0, 0.0]))
+  obs = lambda e, p, g: np.asarray(e._obs(p, e.frame(p), g))
+  np.testing.assert_allclose(obs(env, ps2, goals2), obs(env, ps, goals), atol=2e-5)
+  world = copy.copy(env)
+  world.config = envs.EnvConfig(observation="world")
+  assert np.abs(obs(world, ps2, goals2) - obs(world, ps, goals)).max() > 1.0
+  # its joint block is the hinge coordinates, one per actuator, in q's order
+  hinges = [i for i in range(env.sys.mj_model.njnt) if env.sys.mj_model.jnt_type[i] == mujoco.mjtJoint.mjJNT_HINGE]
+  assert list(env._joint_q) == [int(env.sys.mj_model.jnt_qposadr[i]) for i in hinges]
+  assert list(env._joint_qd) == [int(env.sys.mj_model.jnt_dofadr[i]) for i in hinges]
+  assert len(hinges) == env.action_size
+  with pytest.raises(ValueError, match="observation"):
+    envs.EnvConfig(observation="amorpheus")
+
+
 def test_worm_stays_on_the_floor_under_random_actions(sample):
   """100 env steps (5 s) of uniform random actions; at v1's gear 3000 this worm reaches |qd| ~190 and 3.6 m up."""
   env = sample["worm_touch_2"][0]

@@ -50,7 +50,7 @@ from gdt.core.cli import Field
 from gdt.core.config import parse_arg
 from gdt.core.registry import Registry
 
-ARGS = dict(preset="quick", envs="", shaped_reward="", seed=0)
+ARGS = dict(preset="quick", envs="", shaped_reward="", seed=0, observation="egocentric")
 
 PRESETS: Registry = Registry("experts preset")
 
@@ -83,6 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.preset, c.seed = a.preset, a.seed
   c.envs = tuple(n for n in a.envs.split("+") if n) or tuple(preset["envs"])
   c.backend = ""  # '' = morphology.envs.DEFAULT_BACKEND, the backend an expert's act_fn is documented for
+  c.observation = a.observation  # the flat observation PPO reads (morphology.envs.OBSERVATIONS), recorded per expert
   shaped = a.shaped_reward or preset["shaped_reward"]
   c.shaped_reward = None if shaped == "none" else shaped  # morphology.experts.SHAPED_REWARDS; None: the reference's
   # `progress`: scale x (previous - current task distance) + success_bonus on the success step.
@@ -103,6 +104,7 @@ _POSITIVE = Field(int, ge=1)
 FIELDS = {
     "preset": Field(str, nonempty=True), "seed": Field(int, ge=0, lt=2**31 - 1),
     "envs": Field(tuple, items=str, nonempty=True), "backend": Field(str),
+    "observation": Field(str, nonempty=True),
     "shaped_reward": Field(str, none=True, nonempty=True),
     "shaping.progress_scale": Field(float, gt=0), "shaping.success_bonus": Field(float, ge=0),
     "train_episode_length": _POSITIVE, "eval_episodes": _POSITIVE, "accept_success": Field(float, ge=0, le=1),
