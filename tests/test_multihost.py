@@ -121,7 +121,7 @@ def runs(tmp_path_factory):
                              "--num_processes=2", f"--process_id={i}"], cwd=REPO, env=_env(2, cache),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
   outs = [p.communicate(timeout=1800) for p in procs]  # minutes on a loaded 2-core machine
-  for p, (_, err) in zip(procs, outs):
+  for p, (_, err) in zip(procs, outs, strict=True):
     assert p.returncode == 0, err[-3000:]
   # The 2-process checkpoint evaluated again by one process (training is finished, so it only evaluates).
   shutil.copytree(root / "two", root / "two_reeval", ignore=shutil.ignore_patterns("eval_*"))
