@@ -376,9 +376,16 @@ def score_rollout(policy, targets: Targets, setup: RolloutSetup, outputs: Mappin
   for i, (name, edges, target_hist) in enumerate(targets.score_features):
     feature_arrays[name] = feats[..., i]
     achieved[name] = histograms(feats[..., i], valid, edges)
-    w1 = np.asarray(metrics.wasserstein_1d(target_hist, achieved[name], np.asarray(hindsight.bin_centers(edges))))
+    centers = np.asarray(hindsight.bin_centers(edges))
+    w1 = np.asarray(metrics.wasserstein_1d(target_hist, achieved[name], centers))
+    # Where the rollouts sit, beside how far their distribution is: the achieved mean over every valid step, and
+    # the target histogram's mean (bin centres).
+    achieved_mean = (feats[..., i] * valid).sum((1, 2)) / np.maximum(valid.sum((1, 2)), 1)
+    target_mean = np.asarray(target_hist, np.float64) @ centers
     for j in range(m):
       rows[j][_w1_key(name, targets)] = float(w1[j])
+      rows[j][f"mean_{name}"] = float(achieved_mean[j])
+      rows[j][f"target_mean_{name}"] = float(target_mean[j])
   for j in range(m):
     rows[j] = {"name": targets.names[j], **rows[j], "mean_return": float(returns[j].mean()),
                "std_return": float(returns[j].std()), "mean_length": float(lengths[j].mean()),
@@ -422,9 +429,11 @@ def _groups(rows: Sequence[Mapping]) -> list[str]:
 
 
 def _aggregate(rows: Sequence[Mapping]) -> dict:
-  """Means of every W1 column, of mean_return and of normalized_return (if any) over the best / middle / all
-  targets (and per task, per mixture weight: `_groups`), e.g. 'w1_best', 'w1_mix0.5', 'w1_task=cheetah_backflip'."""
-  keys = [k for k in rows[0] if k.startswith("w1") or k in ("mean_return", "normalized_return")]
+  """Means of every W1 column, of mean_return, of the achieved and target feature means (mean_<feature>,
+  target_mean_<feature>) and of normalized_return (if any) over the best / middle / all targets (and per task, per
+  mixture weight: `_groups`), e.g. 'w1_best', 'w1_mix0.5', 'w1_task=cheetah_backflip', 'mean_x_velocity_best'."""
+  keys = [k for k in rows[0] if k.startswith(("w1", "mean_", "target_mean_")) and k != "mean_length"
+          or k == "normalized_return"]
   out = {}
   for group in _groups(rows):
     selected = _group_rows(rows, group)

@@ -243,7 +243,12 @@ def test_w1_recomputes_from_the_saved_npz_with_scipy(cdt, tmp_path):
       target = data[f"target_histograms_{feature}"][m]
       want = scipy.stats.wasserstein_distance(centres, centres, target, achieved)
       np.testing.assert_allclose(row[key], want, rtol=1e-4, atol=1e-6)
+      # where the rollouts and the target sit: the achieved mean over valid steps, the target histogram's mean
+      np.testing.assert_allclose(row[f"mean_{feature}"], pooled.mean(), rtol=1e-4, atol=1e-6)
+      np.testing.assert_allclose(row[f"target_mean_{feature}"], target @ centres, rtol=1e-4, atol=1e-6)
   assert summary["aggregates"]["w1_all"] == pytest.approx(np.mean([r["w1"] for r in summary["targets"]]))
+  assert summary["aggregates"]["mean_x_velocity_all"] == pytest.approx(
+      np.mean([r["mean_x_velocity"] for r in summary["targets"]]))
   for key in ("png_x_velocity", "png_reward"):
     with open(paths[key], "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -148,15 +148,25 @@ def _aggregate(key_prefix: str):
   return fn
 
 
-def _second_task_w1(result) -> float:
-  found = [v for k, v in result.aggregates.items() if k.startswith("w1_task=") and k != f"w1_task={FORWARD}"]
-  return float(found[0]) if found else float("nan")
+def _second_task(prefix: str):
+  """The aggregate `prefix`task=<the second task> (its label carries the env options)."""
+  def fn(result) -> float:
+    found = [v for k, v in result.aggregates.items() if k.startswith(f"{prefix}task=") and
+             k != f"{prefix}task={FORWARD}"]
+    return float(found[0]) if found else float("nan")
+  return fn
 
 
+# Whether a model follows its conditioning at all: the mean x-velocity its rollouts reach on each task's held-out
+# targets, beside the targets' own mean.
 METRICS = tuple(common.Metric(f"w1_mix{w:g}", _aggregate(f"w1_mix{w:g}")) for w in WEIGHTS) + (
     common.Metric("w1_mix", _aggregate("w1_mix")),
     common.Metric("w1_forward_targets", _aggregate(f"w1_task={FORWARD}")),
-    common.Metric("w1_second_task_targets", _second_task_w1))
+    common.Metric("w1_second_task_targets", _second_task("w1_")),
+    common.Metric("x_velocity_forward_targets", _aggregate(f"mean_x_velocity_task={FORWARD}")),
+    common.Metric("target_x_velocity_forward_targets", _aggregate(f"target_mean_x_velocity_task={FORWARD}")),
+    common.Metric("x_velocity_second_task_targets", _second_task("mean_x_velocity_")),
+    common.Metric("target_x_velocity_second_task_targets", _second_task("target_mean_x_velocity_")))
 
 
 def weight_table(cell_list, evaluation: str) -> tuple[str, list[str]]:
