@@ -5,7 +5,11 @@ Commands (rerunning on the same workdir resumes; finished envs are skipped):
   python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=full,envs=ant_reach_4 --workdir=workdirs/experts
 
 Config arguments: preset (quick | full), envs (MxT env names joined by '+', e.g. ant_touch_2+ant_touch_3; '' = the
-preset's), shaped_reward ('progress', or 'none' = the env's reference reward; '' = the preset's), seed. Every field's
+preset's), shaped_reward ('progress', or 'none' = the env's reference reward; '' = the preset's), seed, observation
+(the flat observation PPO reads, `morphology.envs.OBSERVATIONS`: 'egocentric' (default: goal and object offsets in the
+root's frame, nothing depends on where the agent stands or faces) or 'world' (world-frame offsets and the root's
+world pose, like the reference's amorpheus observation)); it is recorded in expert.json and the expert's data are
+collected on the same observation. Every field's
 rule is in `FIELDS` and `conflicts` below the defaults; `morphology.experts.validate_config` applies them before any
 work.
 
@@ -37,8 +41,18 @@ drifts to 6.4 m and passes the ball in 2/32):
 So no setting reached any success at these budgets. At equal budget the progress reward ends closer to the ball: mean
 final distance over the last 6 snapshots (717k-1.23M) 3.14 m with progress vs 3.54 m with the reference reward, a
 small edge at 32 episodes per snapshot. The quick preset as a whole (3 envs x 1.5M steps) was not run.
-The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are
-reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics").
+The measured numbers above date from before commit f8128f5 (XLA's CPU emitters) and used the world-frame
+observation (the only one then): on the same machine they are reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of
+the command and `observation=world` in its config arguments (BUILD.md, "XLA flags and numerics").
+
+Measured 2026-12-02 with the egocentric observation (the current default), ant_touch_4 (the 4-legged ant), seed 0,
+the quick settings, 2 cores shared with one other job:
+  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --workdir=workdirs/experts_ego
+  1,536,000 env steps, 24 min in all. Deterministic success over 32 episodes per snapshot: 0 at every snapshot but
+  one (2/32 at 921,600 steps, the selected one, rejected at the 0.5 threshold); final distance 5.80 (untrained) ->
+  3.27-3.68 (154k-768k) -> 2.61-3.51 (922k-1.54M). PPO's own sampled-action evaluation improved steadily (mean
+  return -2597 -> -1349 over 500-step episodes), so the sampled policy approaches the ball while its mode barely
+  does. Not enough to accept an expert: the quick budget is still short of what touch needs on CPU.
 """
 
 from __future__ import annotations
