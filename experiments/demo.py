@@ -11,11 +11,11 @@ Stages (each resumes when rerun on the same workdir):
      x-velocity histogram and the achieved one; `<workdir>/results.md` holds the table, `<workdir>/<method>/*.png`
      the target vs achieved histograms.
 
-Measured 2026-12-01 from a fresh clone (`make demo`: venv + install + cold compile cache) on 2 CPU cores loaded ~4 by
-other jobs: 20m25s in all (data 7m58s: PPO 368,640 env steps, 50 episodes per level; then ~3.5 min per method).
-Result (seed 0; mean W1 over the 10 held-out targets, lower is better): CDT 0.311, DT 0.291, BC 0.403 (best 5:
-0.481 / 0.436 / 0.617; middle 5: 0.141 / 0.145 / 0.188). The demo data differ across CPUs (expert 981 here, 1271 on
-another machine, where the same command gave CDT 0.486 < DT 0.572 < BC 0.775), and with them the order of CDT and DT.
+Measured 2026-12-02 (commit 80cd501, the current XLA flags) in a fresh clone with `.venv` installed, 2 idle cores:
+8m21s; seed 0, mean W1 over the 10 held-out targets, 4 episodes each: CDT 0.378, DT 0.418, BC 0.444 (best 5:
+0.453 / 0.554 / 0.515; middle 5: 0.302 / 0.282 / 0.372). One seed and 3000 steps: the ordering is not robust (the
+same command gave DT ahead under XLA's default CPU emitters), and at this training length the conditioned models
+sit close to BC (on the quick data, CDT needed 6000 steps to follow its targets: experiments/paper/gdt_imitation.py).
 """
 
 from __future__ import annotations
