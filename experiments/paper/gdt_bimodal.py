@@ -25,21 +25,28 @@ scale, for when a budget that flips is found.
 Scales:
   quick           quick data (experiments/configs/data.py preset quick: halfcheetah's levels, shared with gdt_smm,
                   and the standing cheetah's expert level), the CPU-sized model (embed 64, 2 layers, batch 32,
-                  lr 3e-4), 2000 steps, 3 best + 2 middle held-out targets per task, 4 episodes per target, seeds 0-2.
+                  lr 3e-4), 6000 steps, 3 best + 2 middle held-out targets per task, 4 episodes per target, seeds 0-2.
   quick_backflip  the same with cheetah_backflip's expert level (1M PPO steps) as the second part.
   full            full data (1M transitions per level, brax's PPO settings) with cheetah_backflip, gdt_base's paper
                   model and 100k steps, 5 best + 5 middle per task, 20 episodes per target, seeds 0-2; a GPU job.
 Expected result (the paper's claim): CDT's W1 to the mixtures below DT's by more than the seed std; the report says
-per weight whether it is. NOT shown yet. The quick scale did not finish in the session that wrote this (2 CPU cores
-shared by ~25 processes: training ran at 0.6 steps/s). A pilot on its step-1000 checkpoints (closed-loop schedule,
-2 episodes per target, seeds 0-2; 2026-12-02) did not show it: mixture W1 CDT 0.994 ± 0.155 / 0.714 ± 0.050 /
-0.370 ± 0.019 vs DT 0.845 ± 0.299 / 0.664 ± 0.097 / 0.374 ± 0.019 at w = 0.25 / 0.5 / 0.75, and CDT did not
-reproduce the standing targets at all (W1 1.371 ± 0.226, DT 0.700 ± 0.484; CDT seed 0 ran at mean x-velocity 1.64
-when asked to stand), i.e. half-trained CDT ignores the conditioning there. Finish the quick scale (it resumes from
-step 1000) before quoting anything:
-  python -m launch.paper --experiment=gdt_bimodal --scale=quick --vmap_seeds
-The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are
-reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics").
+per weight whether it is. NOT shown. Measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal
+--scale=quick --vmap_seeds`, 15m33s on 2 otherwise idle cores with the data already generated; halfcheetah quick data
+medium 634 / expert 1483, the standing cheetah's mode return -11), mean ± std over seeds 0-2, open loop (closed loop
+within 0.02 of it):
+  mixture w = 0.25 / 0.5 / 0.75 forward: CDT 0.745 ± 0.330 / 0.599 ± 0.090 / 0.293 ± 0.013,
+                                         DT  0.545 ± 0.259 / 0.663 ± 0.014 / 0.302 ± 0.011;
+  held-out forward targets: W1 CDT 0.211 ± 0.008, DT 0.205 ± 0.010; mean x-velocity 1.57 / 1.58 (targets 1.77);
+  held-out standing targets (mean x-velocity 0.11): CDT reaches 0.490 ± 0.495 (seeds: -0.002, 0.31, 1.17),
+  DT 0.029 ± 0.043 (it stands).
+So CDT is below DT at no weight by more than the seed std, and neither produces a bimodal x-velocity distribution
+from a bimodal target (bimodal_<schedule>.png): given a mixture both run the whole episode, except DT seed 0 at
+w = 0.25, which stands in some episodes and runs in others. Why, as far as measured: the two behaviours share only
+their first steps (the same reset pose), after which the state alone tells a running from a standing cheetah, so
+training gives the conditioning little to explain; no training trajectory switches behaviour, so the closed-loop
+schedule asking a running cheetah to stand (or the reverse) is outside the data. At 2000 steps (`git checkout
+79db9d2`, the same command) neither model followed the standing targets (CDT ran at 1.17 ± 0.37 m/s). A dataset
+whose trajectories switch behaviour at random times would put such transitions in the data; not built yet.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ SEEDS = (0, 1, 2)
 CLOSED_LOOP = Evaluation("closed_loop", ("eval.schedule=closed_loop",))
 
 # 2000 steps (gdt_smm's) left CDT ignoring its conditioning on regenerated quick data: asked to stand, it ran at
-# 1.17 m/s (module docstring); 6000 steps is where CDT followed its targets on the halfcheetah quick data.
+# 1.17 m/s (module docstring); at 6000 the conditioned models follow their targets on the halfcheetah quick data.
 QUICK_STEPS = 6000
 QUICK = ("model.embed_dim=64", "model.num_layers=2", "train.batch_size=32", "train.steps_per_call=250",
          "train.warmup_steps=600", "train.learning_rate=3e-4", "train.checkpoint_every=1000",
