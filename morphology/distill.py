@@ -134,8 +134,9 @@ def _expert_policy(experts_root: str, env_name: str) -> tuple[mxt_data.ActFn, di
   except ImportError as e:
     raise ValueError(f"config field 'data.experts_root': cannot load experts ({e})") from None
   expert = experts.load_expert(experts.expert_workdir(experts_root, env_name))
-  return expert.act_fn(), {"env_config": mxt_data.env_config_dict(expert.env_config), "source": "expert", "expert_step": int(expert.step),
-                           "expert_success": float(expert.success), "expert_workdir": os.path.abspath(expert.workdir)}
+  return expert.act_fn(), {"env_config": mxt_data.env_config_dict(expert.env_config), "source": "expert",
+                           "expert_step": int(expert.step), "expert_success": float(expert.success),
+                           "expert_workdir": os.path.abspath(expert.workdir)}
 
 
 def load_datasets(config, env_names: Sequence[str], episodes: int = 0,

@@ -316,8 +316,8 @@ def train_expert(env_name: str, config, root: str) -> Expert:
                 accepted=bool(best["success"] >= config.accept_success), threshold=float(config.accept_success),
                 ppo=config_to_dict(config.ppo), shaped_reward=config.shaped_reward,
                 shaping=config_to_dict(config.shaping), train_episode_length=int(config.train_episode_length),
-                backend=env.config.backend, observation=env.config.observation, observation_size=int(env.observation_size),
-                action_size=int(env.action_size), seed=int(config.seed))
+                backend=env.config.backend, observation=env.config.observation,
+                observation_size=int(env.observation_size), action_size=int(env.action_size), seed=int(config.seed))
   path = os.path.join(workdir, EXPERT_FILE)
   if _load_json(path) != record:
     atomic_write_bytes(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())

@@ -231,6 +231,9 @@ def test_load_expert_round_trips_and_acts_deterministically_under_jit(trained):
   want, _ = make_policy(snap.params[:2], deterministic=True)(obs, jax.random.PRNGKey(3))
   np.testing.assert_allclose(a, want, rtol=1e-6, atol=1e-6)
   assert record["observation_size"] == env.observation_size
+  # the env the expert was trained on travels with it (its data are collected on the same observation)
+  assert record["observation"] == tiny_config().observation
+  assert experts.load_expert(expert.workdir, allow_rejected=True).env_config == expert.env_config
 
 
 def test_a_rejected_expert_is_refused_unless_allowed(trained):
@@ -262,6 +265,7 @@ def test_train_experts_writes_the_table_and_guards_the_root(trained):
     ({"envs": "ant_push_2"}, "shaped_reward"),
     ({"ppo.num_envs": 3}, "ppo.num_envs"),
     ({"ppo.action_repeat": 2}, "ppo.action_repeat"),
+    ({"observation": "amorpheus"}, "observation"),
 ])
 def test_bad_configs_are_refused_naming_the_field(override, field, tmp_path):
   c = mxt_experts.get_config("preset=quick")
@@ -278,7 +282,7 @@ def test_a_real_env_expert_end_to_end(tmp_path):
   [row] = experts.train_experts(config, str(tmp_path))
   expert = experts.load_expert(experts.expert_workdir(str(tmp_path), ENV))
   assert (row["env"], row["steps"]) == (ENV, expert.step)
-  env = envs.make(ENV)
+  env = envs.make(ENV, config=expert.env_config)
   obs = jax.jit(env.reset)(jax.random.PRNGKey(0)).obs
   action = jax.jit(expert.act_fn())(obs, jax.random.PRNGKey(1))
   assert action.shape == (env.action_size,)

@@ -9,9 +9,8 @@ preset's), shaped_reward ('progress', or 'none' = the env's reference reward; ''
 (the flat observation PPO reads, `morphology.envs.OBSERVATIONS`: 'egocentric' (default: goal and object offsets in the
 root's frame, nothing depends on where the agent stands or faces) or 'world' (world-frame offsets and the root's
 world pose, like the reference's amorpheus observation)); it is recorded in expert.json and the expert's data are
-collected on the same observation. Every field's
-rule is in `FIELDS` and `conflicts` below the defaults; `morphology.experts.validate_config` applies them before any
-work.
+collected on the same observation. Every field's rule is in `FIELDS` and `conflicts` below the defaults;
+`morphology.experts.validate_config` applies them before any work.
 
 Presets:
   quick  ant_touch_{2,3,4}: 1.5M env steps each with small PPO batches (64 envs, 8 minibatches of 64 x 20 steps,
