@@ -19,8 +19,10 @@ steps and -14 ± 14 at 717k (where it was stopped), i.e. it learnt to move its l
 quick scale pairs forward with standing cheetahs instead (cheetah_vel with target_velocity 0, 204,800
 PPO steps, data played with the policy's mode: the best snapshot's mode return is -24 over 1000 steps, i.e.
 |x-velocity| ~0.02 plus control cost, against the quick forward expert's per-step x-velocity of 1.75 ± 1.14; with
-sampled actions the final snapshot still scores -144, so sampled "standing" data would spread around 0). `quick_backflip` keeps the paper's pair at the quick
-scale, for when a budget that flips is found.
+sampled actions the final snapshot still scores -144, so sampled "standing" data would spread around 0). The numbers
+in this paragraph date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are reproduced with
+`SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics"). `quick_backflip` keeps the
+paper's pair at the quick scale, for when a budget that flips is found.
 
 Scales:
   quick           quick data (experiments/configs/data.py preset quick: halfcheetah's levels, shared with gdt_smm,
@@ -32,7 +34,7 @@ Scales:
 Expected result (the paper's claim): CDT's W1 to the mixtures below DT's by more than the seed std; the report says
 per weight whether it is. NOT shown. Measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal
 --scale=quick --vmap_seeds`, 15m33s on 2 otherwise idle cores with the data already generated; halfcheetah quick data
-medium 634 / expert 1483, the standing cheetah's mode return -11), mean ± std over seeds 0-2, open loop (closed loop
+medium 634 / expert 1483, the standing cheetah's data -11.7 ± 1.7), mean ± std over seeds 0-2, open loop (closed loop
 within 0.02 of it):
   mixture w = 0.25 / 0.5 / 0.75 forward: CDT 0.745 ± 0.330 / 0.599 ± 0.090 / 0.293 ± 0.013,
                                          DT  0.545 ± 0.259 / 0.663 ± 0.014 / 0.302 ± 0.011;
@@ -45,7 +47,8 @@ w = 0.25, which stands in some episodes and runs in others. Why, as far as measu
 their first steps (the same reset pose), after which the state alone tells a running from a standing cheetah, so
 training gives the conditioning little to explain; no training trajectory switches behaviour, so the closed-loop
 schedule asking a running cheetah to stand (or the reverse) is outside the data. At 2000 steps (`git checkout
-79db9d2`, the same command) neither model followed the standing targets (CDT ran at 1.17 ± 0.37 m/s). A dataset
+79db9d2`, the same command) neither model followed the standing targets (CDT ran at 1.17 ± 0.37 m/s, DT at
+0.70 ± 0.48). A dataset
 whose trajectories switch behaviour at random times would put such transitions in the data; not built yet.
 """
 

@@ -12,7 +12,7 @@ demonstration's and the rollouts' histograms of BOTH reward and x-velocity (one 
   BC   nothing (the unconditioned baseline).
 The data jobs are gdt_smm's (same names, so one dataset per env serves both experiments).
 
-Scales: quick = the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 2000 steps, 4 episodes per
+Scales: quick = the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, 4 episodes per
 demonstration, quick data, seeds 0-2, envs halfcheetah, hopper, walker2d (the reference's imitation envs);
 full = gdt_base's paper settings (3 x 128, 100k steps), 20 episodes, full data.
 Measured 2026-12-02, halfcheetah only (hopper and walker2d not run: their quick data take ~45-70 min each on 2 cores),
