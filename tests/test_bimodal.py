@@ -124,19 +124,34 @@ def test_dataset_without_a_second_task_is_refused_for_mixtures(tmp_path):
 
 def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
   assert "gdt_bimodal" in load_all()
-  for scale, second, preset in (("quick", "cheetah_vel_stand", "quick"), ("quick_backflip", "cheetah_backflip", "quick"),
-                                ("full", "cheetah_backflip", "full")):
+  for scale, second, preset in (("quick", "cheetah_vel_stand", "quick"), ("quick_no_switch", "cheetah_vel_stand", "quick"),
+                                ("quick_backflip", "cheetah_backflip", "quick"), ("full", "cheetah_backflip", "full")):
     plan = EXPERIMENTS.get("gdt_bimodal").plan(scale)
     env = second.removesuffix("_stand")
-    assert [d.name for d in plan.data] == [f"halfcheetah_{preset}", f"{second}_{preset}_expert"]
+    switching = scale == "quick"
+    assert [d.name for d in plan.data] == [f"halfcheetah_{preset}", f"{second}_{preset}_expert"] + (
+        ["halfcheetah_stand_switch_quick"] if switching else [])
     for run in plan.runs:
       config = driver.run_config(run, 0, str(tmp_path / "data"))
       train.validate_config(config)
-      assert train.dataset_paths(config)[1] == (
-          env, dataset_path(str(tmp_path / "data" / f"{second}_{preset}_expert"), env, "expert"))
+      # the second task's data come first among the extras: the mixtures mix the data's first two tasks
+      paths = train.dataset_paths(config)[1:]
+      assert paths[0] == (env, dataset_path(str(tmp_path / "data" / f"{second}_{preset}_expert"), env, "expert"))
+      if switching:
+        assert paths[1:] == [("halfcheetah", dataset_path(str(tmp_path / "data" / "halfcheetah_quick"), "halfcheetah",
+                                                          "medium")),
+                             ("halfcheetah", dataset_path(str(tmp_path / "data" / "halfcheetah_stand_switch_quick"),
+                                                          "halfcheetah", "switch"))]
+      else:
+        assert len(paths) == 1
       assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
     data = driver.data_config(plan.data[1])
     assert tuple(data.levels) == ("expert",) and data.env == env
+    if switching:  # the switch job reads the two runs it hands over between, as sibling data workdirs
+      switch = driver.data_config(plan.data[2])
+      assert plan.data[2].generator == "behaviour_switch"
+      assert (switch.first, switch.second) == ("halfcheetah@../halfcheetah_quick",
+                                               "cheetah_vel@../cheetah_vel_stand_quick_expert")
   stand = driver.data_config(gdt_bimodal.stand_job("quick"))
   assert stand.env_kwargs.target_velocity == 0.0 and stand.ppo.num_timesteps == gdt_bimodal.STAND_QUICK_TIMESTEPS
   assert stand.policy == "deterministic"

@@ -141,6 +141,12 @@ def _brax_ppo(config, workdir: str) -> None:
   generation.generate(config, workdir)
 
 
+@DATA_GENERATORS.register("behaviour_switch")
+def _behaviour_switch(config, workdir: str) -> None:
+  from gdt.data import switching  # noqa: PLC0415  (brax only when data is generated)
+  switching.generate(config, workdir)
+
+
 def load_all() -> list[str]:
   """Imports every experiment module of this package (each registers itself); returns the registered names."""
   for module in pkgutil.iter_modules(__path__):

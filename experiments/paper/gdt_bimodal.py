@@ -107,21 +107,43 @@ def second_env(job: DataJob) -> str:
   return job.config.split("env=")[1].split(",")[0]
 
 
+def switch_job(preset: str) -> DataJob:
+  """Episodes that hand over from the forward expert to the standing one (or back) at a uniformly random step
+  (`gdt.data.switching`): the only trajectories whose x-velocity has both modes."""
+  forward, stand = data_job(FORWARD, preset), stand_job(preset)
+  return DataJob(f"{FORWARD}_stand_switch_{preset}",
+                 f"experiments/configs/switch_data.py:first={FORWARD}@../{forward.name},"
+                 f"second={second_env(stand)}@../{stand.name}", generator="behaviour_switch")
+
+
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
-                 model: str) -> Plan:
+                 model: str, switching: bool = False) -> Plan:
+  """`switching`: the data also hold the forward run's medium level (x-velocity ~0.8, the future sum of a half/half
+  mixture) and the switching episodes (`switch_job`), so a future sum no longer tells which behaviour is asked for."""
   forward = data_job(FORWARD, preset)
   env = second_env(second)
+  # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
+  extra = (f"{env}:expert@../{second.name}",)  # data workdirs are siblings under the data root
+  data = (forward, second)
+  if switching:
+    switch = switch_job(preset)
+    extra += (f"{FORWARD}:medium", f"{FORWARD}:switch@../{switch.name}")
+    data += (switch,)
   shared = overrides + (
-      f"extra_datasets={env}:expert@../{second.name}",  # data workdirs are siblings under the data root
+      "extra_datasets=" + ",".join(extra),
       "eval.synthetic=mixture", "eval.mixture_weights=" + ",".join(map(str, WEIGHTS)), "eval.score_features=")
   runs = tuple(RunJob(
       name=f"bimodal_{config}",
       config=f"experiments/configs/{config}.py:env={FORWARD},dataset=expert,feature=x_velocity,steps={steps}",
       overrides=shared, seeds=SEEDS, data=forward.name, eval_name="open_loop", evaluations=(CLOSED_LOOP,),
       tags=common.run_tags(method=method)) for method, config in METHODS.items())
+  data_line = (f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
+               f"{', '.join(second.overrides)})")
+  if switching:
+    data_line += (f" + medium of {FORWARD} + switching episodes (job {switch.name}: one expert hands over to the "
+                  "other at a uniform random step, its own task)")
   protocol = (("seeds", ", ".join(map(str, SEEDS))),
-              ("data", f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
-                       f"{', '.join(second.overrides)}), experiments/configs/data.py preset {preset}"),
+              ("data", f"{data_line}, experiments/configs/data.py preset {preset}"),
               ("targets", f"{targets} per task, held out of training, each rolled out in its task's env; "
                           f"mixtures w h(forward i) + (1 - w) h({env} i), w in {WEIGHTS}, rolled out in {FORWARD}"),
               ("episodes per target", str(episodes)),
@@ -130,15 +152,21 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
               ("schedules", "open_loop (trajectory targets: their own z_t at step t; mixtures: CDT p* at every step, "
                             "DT the expected future sum); closed_loop (updated from what was achieved)"),
               ("metric", "W1 between the target's 30-bin x-velocity histogram and the pooled rollout steps', bins "
-                         "over the training trajectories of both tasks"))
-  return Plan(data=(forward, second), runs=runs, protocol=protocol)
+                         "over the training trajectories of every task"))
+  return Plan(data=data, runs=runs, protocol=protocol)
 
 
 QUICK_MODEL = "embed 64, 2 layers, 1 head, batch 32, lr 3e-4 (CPU-sized)"
 
 
 def quick() -> Plan:
-  """Forward + standing cheetahs: the quick PPO budget does not teach cheetah_backflip to flip (module docstring)."""
+  """Forward + standing cheetahs, their switching episodes and forward medium (module docstring)."""
+  return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL,
+                      switching=True)
+
+
+def quick_no_switch() -> Plan:
+  """Forward + standing cheetahs only: the quick PPO budget does not teach cheetah_backflip to flip."""
   return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL)
 
 
@@ -300,4 +328,4 @@ def demo_table(aggregates: dict[str, list[dict]]) -> str:
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"quick": quick, "quick_backflip": quick_backflip, "full": full}, report))
+    {"quick": quick, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))

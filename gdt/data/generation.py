@@ -104,37 +104,46 @@ def run_episodes(env, run_chunk, inputs, num_envs: int, episode_length: int, rng
   return rollout.run(run_chunk, inputs, state, episode_length, _chunk_steps(episode_length), step_rng, label).outputs
 
 
-def collect_episodes(env, run_chunk, inputs: dict, snapshot_cycle, num_envs: int, episode_length: int,
-                     min_transitions: int, rng, label: str) -> tuple[dict, np.ndarray]:
-  """Batches of `num_envs` whole episodes until they hold `min_transitions` transitions and every entry of
-  `snapshot_cycle` drove one; episode k is driven by snapshot_cycle[k % len(snapshot_cycle)] (`inputs['snapshot']`).
+def collect(env, run_chunk, inputs: dict, episode_inputs: Callable[[np.ndarray], dict], num_envs: int,
+            episode_length: int, min_transitions: int, rng, label: str, min_episodes: int = 0) -> tuple[dict, dict]:
+  """Batches of `num_envs` whole episodes until they hold `min_transitions` transitions and `min_episodes` episodes;
+  rollout episode k acts with `inputs` plus `episode_inputs(k)` (per-env arrays [E] for the indices k [E]).
 
-  -> (the `run_episodes` fields [N, T, ...], zero after each episode's end, T = the longest episode; snapshot [N]),
-  sorted by snapshot index (stable: in training order, then in rollout order).
+  -> (the `run_episodes` fields [N, T, ...], zero after each episode's end, T = the longest episode; the per-episode
+  inputs [N]), in rollout order.
   """
-  snapshot_cycle = np.asarray(snapshot_cycle, np.int32)
   progress = Progress(total=min_transitions, unit="transitions", label=f"[rollout {label}] ")
-  batches, snapshots, transitions, total_return = [], [], 0, 0.0
-  while transitions < min_transitions or len(batches) * num_envs < len(snapshot_cycle):
-    index = snapshot_cycle[(len(batches) * num_envs + np.arange(num_envs)) % len(snapshot_cycle)]
-    out = run_episodes(env, run_chunk, dict(inputs, snapshot=index), num_envs, episode_length,
+  batches, per_episode, transitions, total_return = [], [], 0, 0.0
+  while transitions < min_transitions or len(batches) * num_envs < min_episodes:
+    extra = episode_inputs(len(batches) * num_envs + np.arange(num_envs))
+    out = run_episodes(env, run_chunk, dict(inputs, **extra), num_envs, episode_length,
                        jax.random.fold_in(rng, len(batches)), f"[rollout {label} batch {len(batches)}] ")
     batches.append(out)
-    snapshots.append(index)
+    per_episode.append(extra)
     transitions += int(out["valid"].sum())
     total_return += float(np.where(out["valid"], out["rewards"], 0).sum())
     episodes = len(batches) * num_envs
     progress.report(min(transitions, min_transitions), {"episodes": episodes, "mean_return": total_return / episodes})
-  snapshot = np.concatenate(snapshots)
-  order = np.argsort(snapshot, kind="stable")
-  valid = np.concatenate([b["valid"] for b in batches])[order]
+  valid = np.concatenate([b["valid"] for b in batches])
   T = int(valid.sum(1).max())
 
-  def gather(k):  # [N, L, ...] in `order`, zero after each episode's end, cut to T
-    x = np.concatenate([b[k] for b in batches])[order, :T]
+  def gather(k):  # [N, L, ...] zero after each episode's end, cut to T
+    x = np.concatenate([b[k] for b in batches])[:, :T]
     return np.where(valid[:, :T].reshape(valid.shape[0], T, *(1,) * (x.ndim - 2)), x, 0).astype(x.dtype)
 
-  return {k: gather(k) for k in batches[0]}, snapshot[order]
+  return {k: gather(k) for k in batches[0]}, {k: np.concatenate([e[k] for e in per_episode]) for k in per_episode[0]}
+
+
+def collect_episodes(env, run_chunk, inputs: dict, snapshot_cycle, num_envs: int, episode_length: int,
+                     min_transitions: int, rng, label: str) -> tuple[dict, np.ndarray]:
+  """`collect` with episode k driven by snapshot snapshot_cycle[k % len(snapshot_cycle)] (`inputs['snapshot']`)
+  until every entry of the cycle drove one -> (fields [N, T, ...], snapshot [N]), sorted by snapshot index (stable:
+  in training order, then in rollout order)."""
+  snapshot_cycle = np.asarray(snapshot_cycle, np.int32)
+  out, per_episode = collect(env, run_chunk, inputs, lambda k: {"snapshot": snapshot_cycle[k % len(snapshot_cycle)]},
+                             num_envs, episode_length, min_transitions, rng, label, min_episodes=len(snapshot_cycle))
+  order = np.argsort(per_episode["snapshot"], kind="stable")
+  return {k: v[order] for k, v in out.items()}, per_episode["snapshot"][order]
 
 
 # -------------------------------------------------------------------------------------- levels
