@@ -74,6 +74,14 @@ class Conditioning:
   reads_demo: bool = False
 
 
+# model.histogram_input -> the factor CDT's histogram z_t [B bins] is multiplied by before its Dense embedding, as a
+# function of B. 'probability': as the reference (rows sum to 1, so a spread histogram's entries are ~1/B and, under
+# Adam, the embedding moves B times slower than DT's O(1) scaled return); 'density': times B (a uniform histogram
+# is all ones), what gdt_bimodal uses (experiments/paper/gdt_bimodal.py measures the difference).
+HISTOGRAM_INPUTS: Registry[Callable[[int], float]] = Registry("histogram input")
+HISTOGRAM_INPUTS.register("probability", lambda num_bins: 1.0)
+HISTOGRAM_INPUTS.register("density", lambda num_bins: float(num_bins))
+
 CONDITIONINGS: Registry[Conditioning] = Registry("conditioning")
 CONDITIONINGS.register("rtg", Conditioning(  # DT: future sum of the feature / rtg_scale
     aggregator=hindsight.rtg_aggregator, cond_dim=lambda b: 1,
@@ -82,7 +90,9 @@ CONDITIONINGS.register("rtg", Conditioning(  # DT: future sum of the feature / r
     synthetic=lambda p, mean, left, scale: (mean[:, None] * left[None, :] / scale)[..., None]))
 CONDITIONINGS.register("histogram", Conditioning(  # CDT: normalised histogram of the future feature
     aggregator=hindsight.histogram_aggregator, cond_dim=lambda b: b,
-    embedder=lambda p: embedders.DenseConditioning("histogram", p.cond_dim, p.embed_dim, name="cond_embed"),
+    embedder=lambda p: embedders.DenseConditioning("histogram", p.cond_dim, p.embed_dim,
+                                                   HISTOGRAM_INPUTS.get(p.histogram_input)(p.cond_dim),
+                                                   name="cond_embed"),
     closed_loop=lambda s: closed_loop_histogram(s.histogram, s.length, s.counts),
     synthetic=lambda p, mean, left, scale: np.broadcast_to(p[:, None, :], (p.shape[0], left.shape[0], p.shape[1]))))
 CONDITIONINGS.register("anticausal", Conditioning(  # BDT: a learned encoder of the demonstration's states

@@ -30,7 +30,7 @@ from experiments.configs import gdt_base  # the config's fields and their rules,
 from gdt import checkpoint as ckpt
 from gdt import envs, evaluate, hindsight, targets
 from gdt import gym_eval  # noqa: F401  registers the Gymnasium evaluation backends
-from gdt.conditioning import CONDITIONINGS, Labels
+from gdt.conditioning import CONDITIONINGS, HISTOGRAM_INPUTS, Labels
 from gdt.core import checkpoint as core_ckpt
 from gdt.core.cli import check_fields
 from gdt.core.trainer import DROPOUT_PRNGS, OPTIMIZERS, Trainer, train_loop, train_loop_seeds
@@ -54,6 +54,7 @@ def validate_config(config) -> None:
     _get(field, lambda n: hindsight.get_feature(n, metadata), name)
   _get("train.optimizer", OPTIMIZERS.get, config.train.optimizer)
   _get("model.matmul_dtype", MATMULS.get, config.model.matmul_dtype)
+  _get("model.histogram_input", HISTOGRAM_INPUTS.get, config.model.histogram_input)
   _check(config.train.dropout_prng in DROPOUT_PRNGS, "train.dropout_prng",
          f"must be one of {DROPOUT_PRNGS}, got {config.train.dropout_prng!r}")
   _get("eval.schedule", evaluate.SCHEDULES.get, config.eval.schedule)

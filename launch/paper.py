@@ -34,6 +34,7 @@ from typing import Callable, Sequence
 from absl import flags
 
 import experiments.paper as paper
+from experiments.configs import gdt_base
 from gdt import train
 from gdt.core import checkpoint as core_ckpt
 from gdt.core import cli, runtime
@@ -156,6 +157,7 @@ def run_state(config, workdir: str, what: str, allowed: Sequence[str] = RESUMABL
   done = os.path.exists(eval_file(workdir, config))
   if recorded is None:
     return "partial" if done else "new"  # an eval without config.json: the trainer rewrites it
+  recorded = gdt_base.with_added_fields(recorded)
   diffs = config_diff(recorded, config_to_dict(config))
   if done and diffs:
     _refuse(what, workdir, diffs)

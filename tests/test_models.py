@@ -313,3 +313,21 @@ def test_bf16_matmul_rounds_inputs_only_forward_and_backward():
   assert not np.allclose(dx, c @ w.T, rtol=1e-5, atol=1e-5)  # ... and it is not the float32 gradient
   with pytest.raises(ValueError, match="x @ kernel only"):
     bf16_dot_general(x, w, (((1,), (0,)), ((), ())))
+
+
+def test_density_histogram_input_is_the_probability_input_times_the_bin_count():
+  """model.histogram_input='density' feeds CDT's embedding B x the histogram (same params); 'probability' (the
+  reference) feeds it as is; DT's scalar is untouched by the option."""
+  _, params, apply = _policy("histogram")
+  cond, states, actions, timesteps, mask = _inputs("histogram")
+  density = GDTPolicy(S, A, "histogram", COND_DIM["histogram"], bdt_unflipped_like_reference=False,
+                      histogram_input="density", **TINY)
+  got = density.apply(params, cond, states, actions, timesteps, mask, deterministic=True)
+  np.testing.assert_allclose(got, apply(params, cond * COND_DIM["histogram"], states, actions, timesteps, mask,
+                                        deterministic=True), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(got, apply(params, cond, states, actions, timesteps, mask, deterministic=True), atol=1e-4)
+  _, rtg_params, rtg_apply = _policy("rtg")
+  rtg = _inputs("rtg")
+  np.testing.assert_array_equal(
+      GDTPolicy(S, A, "rtg", 1, bdt_unflipped_like_reference=False, histogram_input="density", **TINY).apply(rtg_params, *rtg, deterministic=True),
+      rtg_apply(rtg_params, *rtg, deterministic=True))

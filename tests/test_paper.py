@@ -5,6 +5,7 @@ the table's mean ± std equal to numpy's over the eval files."""
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -142,3 +143,23 @@ def test_changed_config_on_a_finished_run_is_refused_before_anything_runs(finish
   bad = paper.Plan(data=(paper.DataJob(job.name, job.config, ("seed=1",), job.generator),), runs=plan.runs)
   with pytest.raises(driver.ChangedConfig, match=r"data job 'tiny' .*keys: config\.seed"):
     driver.schedule(bad, workdir, data_root)
+
+
+def test_a_run_recorded_before_a_config_field_existed_reads_as_its_old_value(finished, tmp_path):
+  """config.json written before model.histogram_input existed is the run with 'probability' (gdt_base.ADDED_FIELDS):
+  finished for that config, refused (naming the field) for 'density'."""
+  workdir, data_root, _ = finished
+  run = tiny_experiment().plan("tiny").runs[0]
+  src = os.path.join(workdir, paper.RUNS_DIR, f"{run.name}_s0")
+  old = str(tmp_path / "old_run")
+  os.makedirs(old)
+  recorded = json.load(open(os.path.join(src, "config.json")))
+  del recorded["model"]["histogram_input"]
+  json.dump(recorded, open(os.path.join(old, "config.json"), "w"))
+  config = driver.run_config(run, 0, data_root)
+  shutil.copy(driver.eval_file(src, config), driver.eval_file(old, config))
+  assert config.model.histogram_input == "probability"
+  assert driver.run_state(config, old, "old run") == "finished"
+  config.model.histogram_input = "density"
+  with pytest.raises(driver.ChangedConfig, match=r"keys: model\.histogram_input"):
+    driver.run_state(config, old, "old run")

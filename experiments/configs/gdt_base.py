@@ -37,6 +37,8 @@ reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XL
 
 from __future__ import annotations
 
+import json
+
 import ml_collections
 
 from gdt.core.cli import Field
@@ -70,7 +72,11 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       # The trunk's Dense matmul inputs: 'bfloat16' (float32 accumulation, parameters and optimiser) or
       # 'float32'. bfloat16 makes the paper-size CPU step ~1.2x faster (benchmarks/bench_train_step.py, AVX-512
       # BF16); gradients differ from float32 by ~0.6% relative, final losses and W1 by less than seed noise.
-      matmul_dtype="bfloat16"))
+      matmul_dtype="bfloat16",
+      # CDT's histogram as fed to its embedding (gdt.conditioning.HISTOGRAM_INPUTS): 'probability' (the reference's,
+      # rows sum to 1) or 'density' (times the number of bins). On the bimodal quick data CDT read its histogram
+      # far sooner with 'density' (experiments/paper/gdt_bimodal.py); the other experiments' numbers use 'probability'.
+      histogram_input="probability"))
 
   c.train = ml_collections.ConfigDict(dict(
       optimizer="adamw_warmup",  # a name in gdt.core.trainer.OPTIMIZERS
@@ -99,6 +105,23 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
   return c
 
 
+# Fields added after runs were recorded -> the value that reproduces what such a run did: a run recorded without the
+# field is the same run as one with this value (launch.paper reads old records through `with_added_fields`).
+ADDED_FIELDS = {"model.histogram_input": "probability"}
+
+
+def with_added_fields(recorded: dict) -> dict:
+  """A recorded config dict (config.json) with every ADDED_FIELDS key it lacks set to the value old runs had."""
+  out = json.loads(json.dumps(recorded))
+  for dotted, value in ADDED_FIELDS.items():
+    *parents, leaf = dotted.split(".")
+    node = out
+    for key in parents:
+      node = node.setdefault(key, {})
+    node.setdefault(leaf, value)
+  return out
+
+
 # The rule of every field above, read by gdt.train.validate_config before anything is loaded or written (a field not
 # listed here is refused as unknown). Checked there against the code, not here: names that must be registered (env,
 # conditioning, feature and eval.score_features (a registered feature or an observation-layout name of the env),
@@ -120,7 +143,8 @@ FIELDS = {
     "model.dropout_rate": Field(float, ge=0, lt=1),
     "model.max_timestep": _POSITIVE, "model.z_dim": _POSITIVE, "model.encoder_horizon": _POSITIVE,
     "model.bdt_unflipped_like_reference": Field(bool),
-  "model.matmul_dtype": Field(str, nonempty=True),  # a gdt.core.transformer.MATMULS name
+    "model.matmul_dtype": Field(str, nonempty=True),  # a gdt.core.transformer.MATMULS name
+    "model.histogram_input": Field(str, nonempty=True),  # a gdt.conditioning.HISTOGRAM_INPUTS name
     "train.optimizer": Field(str, nonempty=True),
     "train.batch_size": _POSITIVE,
     "train.num_steps": _POSITIVE,  # a finished run is re-evaluated by rerunning it with the same num_steps

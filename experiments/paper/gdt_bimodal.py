@@ -117,9 +117,9 @@ def switch_job(preset: str) -> DataJob:
 
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
-                 model: str, switching: bool = False) -> Plan:
+                 model: str, switching: bool = False, histogram_input: str = "probability") -> Plan:
   """`switching`: the data also hold the forward run's medium level (x-velocity ~0.8, the future sum of a half/half
-  mixture) and the switching episodes (`switch_job`), so a future sum no longer tells which behaviour is asked for."""
+  mixture) and the switching episodes (`switch_job`). `histogram_input`: CDT's `model.histogram_input`."""
   forward = data_job(FORWARD, preset)
   env = second_env(second)
   # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
@@ -132,10 +132,11 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
   shared = overrides + (
       "extra_datasets=" + ",".join(extra),
       "eval.synthetic=mixture", "eval.mixture_weights=" + ",".join(map(str, WEIGHTS)), "eval.score_features=")
+  own = {"CDT": (f"model.histogram_input={histogram_input}",), "DT": ()}
   runs = tuple(RunJob(
       name=f"bimodal_{config}",
       config=f"experiments/configs/{config}.py:env={FORWARD},dataset=expert,feature=x_velocity,steps={steps}",
-      overrides=shared, seeds=SEEDS, data=forward.name, eval_name="open_loop", evaluations=(CLOSED_LOOP,),
+      overrides=shared + own[method], seeds=SEEDS, data=forward.name, eval_name="open_loop", evaluations=(CLOSED_LOOP,),
       tags=common.run_tags(method=method)) for method, config in METHODS.items())
   data_line = (f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
                f"{', '.join(second.overrides)})")
@@ -148,7 +149,7 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
                           f"mixtures w h(forward i) + (1 - w) h({env} i), w in {WEIGHTS}, rolled out in {FORWARD}"),
               ("episodes per target", str(episodes)),
               ("checkpoint", f"the last one, step {steps}"),
-              ("model", model),
+              ("model", f"{model}; CDT's histogram input: {histogram_input}"),
               ("schedules", "open_loop (trajectory targets: their own z_t at step t; mixtures: CDT p* at every step, "
                             "DT the expected future sum); closed_loop (updated from what was achieved)"),
               ("metric", "W1 between the target's 30-bin x-velocity histogram and the pooled rollout steps', bins "
@@ -162,7 +163,7 @@ QUICK_MODEL = "embed 64, 2 layers, 1 head, batch 32, lr 3e-4 (CPU-sized)"
 def quick() -> Plan:
   """Forward + standing cheetahs, their switching episodes and forward medium (module docstring)."""
   return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL,
-                      switching=True)
+                      switching=True, histogram_input="density")
 
 
 def quick_no_switch() -> Plan:
@@ -172,7 +173,8 @@ def quick_no_switch() -> Plan:
 
 def quick_backflip() -> Plan:
   """The paper's pair at the quick scale: forward + cheetah_backflip (1M PPO steps)."""
-  return bimodal_plan("quick", backflip_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL)
+  return bimodal_plan("quick", backflip_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL,
+                      histogram_input="density")
 
 
 def full() -> Plan:

@@ -68,11 +68,13 @@ class AntiCausalEncoder(nn.Module):
 
 
 class DenseConditioning(nn.Module):
-  """cond [B, K, cond_dim] -> Dense -> [B, K, H] (DT: scaled RTG, cond_dim 1; CDT: histogram, cond_dim B)."""
+  """cond [B, K, cond_dim] x input_scale -> Dense -> [B, K, H] (DT: scaled RTG, cond_dim 1; CDT: histogram,
+  cond_dim B, input_scale from `model.histogram_input`)."""
 
   kind: str
   cond_dim: int
   embed_dim: int
+  input_scale: float = 1.0
 
   @nn.compact
   def __call__(self, cond, states, timesteps, mask, deterministic):
@@ -85,7 +87,7 @@ class DenseConditioning(nn.Module):
       raise ValueError(f"{self.kind!r} conditioning: cond last dim {shape[2]} != cond_dim {self.cond_dim}")
     if shape != expected:
       raise ValueError(f"{self.kind!r} conditioning expects cond [B, K, cond_dim] = {expected}, got {shape}")
-    return dense(self.embed_dim, "embed")(jnp.asarray(cond, jnp.float32))
+    return dense(self.embed_dim, "embed")(jnp.asarray(cond, jnp.float32) * self.input_scale)
 
 
 class ConstantConditioning(nn.Module):
