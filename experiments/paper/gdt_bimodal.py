@@ -1,55 +1,65 @@
-"""The synthesized bimodal target (gdt_reference.md §2.6, the project page): CDT vs DT on forward + backflip cheetahs.
+"""The synthesized bimodal target (gdt_reference.md §2.6, the project page): CDT vs DT asked for two behaviours at once.
 
-  python -m launch.paper --experiment=gdt_bimodal --scale=quick --vmap_seeds   # 2 CPU cores
+  python -m launch.paper --experiment=gdt_bimodal --scale=quick --vmap_seeds   # 2 CPU cores: ~30 min, plus ~12 for its data
   python -m launch.paper --experiment=gdt_bimodal --scale=full --vmap_seeds    # the paper protocol, a GPU
 
-CDT (the future x-velocity histogram) and DT (its future sum / 1000) train on the union of two uni-modal datasets
-(`extra_datasets`): forward-running cheetahs (halfcheetah expert) and a second behaviour with another x-velocity
-mode. Each trajectory keeps its task, so the held-out targets (best and middle of each part) are rolled out in their
-own env, built with the options the data recorded. The synthetic targets mix them (`eval.synthetic=mixture`): for
-each weight w of (0.25, 0.5, 0.75) and each pair i, w h(forward target i) + (1 - w) h(second target i), a bimodal
-x-velocity histogram no training trajectory has, rolled out in halfcheetah. CDT is fed the mixture (open loop: p*
-at every step; closed loop: what is left of it); DT can only be fed the mixture's expected future x-velocity sum,
-so it cannot ask for two modes. Score: W1 between the target and the pooled rollout steps' x-velocity histogram.
+CDT (the future x-velocity histogram) and DT (its future sum / 1000) train on the union of several datasets
+(`extra_datasets`), each trajectory keeping its task, and are asked for mixtures (`eval.synthetic=mixture`): for each
+weight w of (0.25, 0.5, 0.75) and each pair i of held-out targets, w h(forward i) + (1 - w) h(second i), a bimodal
+x-velocity histogram, rolled out in halfcheetah. CDT is fed the mixture (open loop: p* at every step; closed loop:
+what is left of it after what was achieved); DT the mixture's expected future sum (closed loop: minus what was
+achieved). Score: W1 between the target and the pooled rollout steps' x-velocity histogram. The held-out
+trajectories of every task are targets too, each rolled out in its own env with the options its data recorded.
 
-The second behaviour: the paper's is a backflipping cheetah (cheetah_backflip, its reward pays the backward pitch
-rate, so one backward rotation per 1000-step episode adds 2 pi / dt = +126 to the return). In the quick PPO budget
-it does not flip: the 1M-step quick run's sampled-action evaluation return went from -265 (random) to -52 at 287k
-steps and -14 ± 14 at 717k (where it was stopped), i.e. it learnt to move its legs less, not to rotate; so the
-quick scale pairs forward with standing cheetahs instead (cheetah_vel with target_velocity 0, 204,800
-PPO steps, data played with the policy's mode: the best snapshot's mode return is -24 over 1000 steps, i.e.
-|x-velocity| ~0.02 plus control cost, against the quick forward expert's per-step x-velocity of 1.75 ± 1.14; with
-sampled actions the final snapshot still scores -144, so sampled "standing" data would spread around 0). The numbers
-in this paragraph date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are reproduced with
-`SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XLA flags and numerics"). `quick_backflip` keeps the
-paper's pair at the quick scale, for when a budget that flips is found.
+The data of `quick`: forward-running cheetahs (halfcheetah quick expert, sampled actions), standing ones
+(cheetah_vel with target_velocity 0, 204,800 PPO steps, mode actions: x-velocity -0.01), halfcheetah's medium level
+(~0.8 m/s, near a half/half mixture's mean) and switching episodes (`gdt.data.switching`: the forward expert hands
+over to the standing one, or the reverse, at a uniformly random step; a task of its own). Without the switching
+episodes (`quick_no_switch`) no trajectory has both modes: the state tells a running from a standing cheetah after a
+few steps, and neither model produced a bimodal episode. CDT reads its histogram as densities
+(`model.histogram_input=density`, x 30 bins): fed as probabilities (the reference's), an input ~1/30 of DT's made
+CDT ignore it at this budget (below).
 
 Scales:
-  quick           quick data (experiments/configs/data.py preset quick: halfcheetah's levels, shared with gdt_smm,
-                  and the standing cheetah's expert level), the CPU-sized model (embed 64, 2 layers, batch 32,
-                  lr 3e-4), 6000 steps, 3 best + 2 middle held-out targets per task, 4 episodes per target, seeds 0-2.
-  quick_backflip  the same with cheetah_backflip's expert level (1M PPO steps) as the second part.
-  full            full data (1M transitions per level, brax's PPO settings) with cheetah_backflip, gdt_base's paper
-                  model and 100k steps, 5 best + 5 middle per task, 20 episodes per target, seeds 0-2; a GPU job.
+  quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, 3 best +
+                   2 middle held-out targets per task, 4 episodes per target, seeds 0-2.
+  quick_reverse    the same with a backward-running cheetah (cheetah_vel at -1.5 m/s, 614,400 PPO steps) as the
+                   second part and its switching episodes, plus the standing cheetahs: a forward/backward mixture has
+                   a standing cheetah's future sum.
+  quick_no_switch  forward + standing only, CDT's histogram as probabilities (what was measured first).
+  quick_backflip   forward + cheetah_backflip's expert (1M PPO steps), the paper's pair.
+  full             full data (1M transitions per level, brax's PPO settings) with cheetah_backflip, gdt_base's paper
+                   model and 100k steps, 5 best + 5 middle per task, 20 episodes per target, seeds 0-2; a GPU job.
 Expected result (the paper's claim): CDT's W1 to the mixtures below DT's by more than the seed std; the report says
-per weight whether it is. NOT shown. Measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal
---scale=quick --vmap_seeds`, 15m33s on 2 otherwise idle cores with the data already generated; halfcheetah quick data
-medium 634 / expert 1483, the standing cheetah's data -11.7 ± 1.7), mean ± std over seeds 0-2, open loop (closed loop
-within 0.02 of it):
-  mixture w = 0.25 / 0.5 / 0.75 forward: CDT 0.745 ± 0.330 / 0.599 ± 0.090 / 0.293 ± 0.013,
-                                         DT  0.545 ± 0.259 / 0.663 ± 0.014 / 0.302 ± 0.011;
-  held-out forward targets: W1 CDT 0.211 ± 0.008, DT 0.205 ± 0.010; mean x-velocity 1.57 / 1.58 (targets 1.77);
-  held-out standing targets (mean x-velocity 0.11): CDT reaches 0.490 ± 0.495 (seeds: -0.002, 0.31, 1.17),
-  DT 0.029 ± 0.043 (it stands).
-So CDT is below DT at no weight by more than the seed std, and neither produces a bimodal x-velocity distribution
-from a bimodal target (bimodal_<schedule>.png): given a mixture both run the whole episode, except DT seed 0 at
-w = 0.25, which stands in some episodes and runs in others. Why, as far as measured: the two behaviours share only
-their first steps (the same reset pose), after which the state alone tells a running from a standing cheetah, so
-training gives the conditioning little to explain; no training trajectory switches behaviour, so the closed-loop
-schedule asking a running cheetah to stand (or the reverse) is outside the data. At 2000 steps (`git checkout
-79db9d2`, the same command) neither model followed the standing targets (CDT ran at 1.17 ± 0.37 m/s, DT at
-0.70 ± 0.48). A dataset
-whose trajectories switch behaviour at random times would put such transitions in the data; not built yet.
+per weight whether it is.
+
+Measured 2026-12-02, `quick` (the command above; the data jobs already there but the switching episodes, 25 s;
+19m45s for both methods, then 10m46s to redo CDT with density input, 2 otherwise idle cores), W1 to the mixtures,
+mean ± std over seeds 0-2:
+  closed loop  w = 0.25 / 0.5 / 0.75 / all: CDT 0.203 ± 0.085 / 0.213 ± 0.050 / 0.267 ± 0.051 / 0.227 ± 0.046,
+                                            DT  0.317 ± 0.023 / 0.316 ± 0.032 / 0.253 ± 0.030 / 0.295 ± 0.027;
+  open loop                                 CDT 0.361 ± 0.102 / 0.326 ± 0.027 / 0.406 ± 0.018 / 0.365 ± 0.038,
+                                            DT  0.310 ± 0.043 / 0.364 ± 0.018 / 0.314 ± 0.041 / 0.329 ± 0.029.
+So CDT is below DT by more than the seed std in closed loop (w = 0.25, 0.5 and all mixtures; level at 0.75), not in
+open loop, where a fixed p* never tells a running cheetah that its share of running is spent. Both produce bimodal
+rollouts (bimodal_closed_loop.png: at w = 0.5, seed 0, CDT stands 44% of the steps, DT 25%, the target 51%): with
+switching data a run/stand mixture has a unique future-sum schedule (run until the sum is spent, then stand), which
+DT can follow; CDT matches the proportions better. Held-out targets: forward W1 CDT 0.218 ± 0.039, DT 0.258 ± 0.013
+(closed loop); standing (mean x-velocity -0.01): CDT 0.183 ± 0.244 m/s (seed 0 jogs at 0.56), DT 0.013 ± 0.008.
+CDT with the reference's probability input (the same command at commit d076c1b): closed loop all mixtures
+0.728 ± 0.045; it ran every episode, asked to stand as well (1.5 m/s); one seed trained 18000 steps got 0.469 (open
+loop), so it learns to read the probabilities, 3x slower at least.
+
+`quick_no_switch`, measured earlier the same day (15m33s, data there), open loop (closed loop within 0.02):
+w = 0.25 / 0.5 / 0.75: CDT 0.745 ± 0.330 / 0.599 ± 0.090 / 0.293 ± 0.013, DT 0.545 ± 0.259 / 0.663 ± 0.014 /
+0.302 ± 0.011: both ran whole episodes given a mixture (DT seed 0 at w = 0.25 stood in some episodes, ran in
+others); on the standing targets DT stood (0.03 ± 0.04 m/s), CDT's seeds -0.002, 0.31, 1.17 m/s.
+
+The paper's second behaviour is a backflipping cheetah (cheetah_backflip, its reward pays the backward pitch rate).
+In the quick PPO budget it does not flip: the 1M-step quick run's sampled-action evaluation return went from -265
+(random) to -52 at 287k steps and -14 ± 14 at 717k (where it was stopped), i.e. it learnt to move its legs less, not
+to rotate (measured before commit f8128f5, XLA's CPU emitters; `SEQRL_NO_XLA_DEFAULTS=1` in front of the command
+reproduces it, BUILD.md "XLA flags and numerics"). Hence the standing cheetah at the quick scale.
 """
 
 from __future__ import annotations
@@ -107,27 +117,46 @@ def second_env(job: DataJob) -> str:
   return job.config.split("env=")[1].split(",")[0]
 
 
-def switch_job(preset: str) -> DataJob:
-  """Episodes that hand over from the forward expert to the standing one (or back) at a uniformly random step
+# cheetah_vel tracking -1.5 m/s, 60 PPO updates of 10,240 env steps (the forward quick expert's budget).
+BACK_VELOCITY, BACK_QUICK_TIMESTEPS = -1.5, 614_400
+
+
+def back_job(preset: str) -> DataJob:
+  """A cheetah running backwards (cheetah_vel with target_velocity BACK_VELOCITY), data played with the policy's mode:
+  with forward running, a mixture whose future sum a standing cheetah also has."""
+  budget = (f"ppo.num_timesteps={BACK_QUICK_TIMESTEPS}",) if preset in ("quick", "demo") else ()
+  return DataJob(f"cheetah_vel_back_{preset}_expert", f"experiments/configs/data.py:env=cheetah_vel,preset={preset}",
+                 overrides=("levels=expert", f"env_kwargs.target_velocity={BACK_VELOCITY}", "policy=deterministic")
+                 + budget)
+
+
+def switch_job(preset: str, second: DataJob) -> DataJob:
+  """Episodes that hand over from the forward expert to `second`'s (or the reverse) at a uniformly random step
   (`gdt.data.switching`): the only trajectories whose x-velocity has both modes."""
-  forward, stand = data_job(FORWARD, preset), stand_job(preset)
-  return DataJob(f"{FORWARD}_stand_switch_{preset}",
+  forward = data_job(FORWARD, preset)
+  tag = second.name.split("_")[2]  # cheetah_vel_<tag>_<preset>_expert
+  return DataJob(f"{FORWARD}_{tag}_switch_{preset}",
                  f"experiments/configs/switch_data.py:first={FORWARD}@../{forward.name},"
-                 f"second={second_env(stand)}@../{stand.name}", generator="behaviour_switch")
+                 f"second={second_env(second)}@../{second.name}", generator="behaviour_switch")
 
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
-                 model: str, switching: bool = False, histogram_input: str = "probability") -> Plan:
-  """`switching`: the data also hold the forward run's medium level (x-velocity ~0.8, the future sum of a half/half
-  mixture) and the switching episodes (`switch_job`). `histogram_input`: CDT's `model.histogram_input`."""
+                 model: str, switching: bool = False, others: tuple[tuple[DataJob, str], ...] = (),
+                 histogram_input: str = "probability") -> Plan:
+  """Forward + `second` (the mixtures' two parts); `switching`: plus the episodes switching between them
+  (`switch_job`); `others`: (data job, level) of further training data; `histogram_input`: CDT's
+  `model.histogram_input`."""
   forward = data_job(FORWARD, preset)
   env = second_env(second)
   # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
   extra = (f"{env}:expert@../{second.name}",)  # data workdirs are siblings under the data root
   data = (forward, second)
+  for job, level in others:
+    extra += (f"{second_env(job)}:{level}" + ("" if job == forward else f"@../{job.name}"),)
+    data += () if job in data else (job,)
   if switching:
-    switch = switch_job(preset)
-    extra += (f"{FORWARD}:medium", f"{FORWARD}:switch@../{switch.name}")
+    switch = switch_job(preset, second)
+    extra += (f"{FORWARD}:switch@../{switch.name}",)
     data += (switch,)
   shared = overrides + (
       "extra_datasets=" + ",".join(extra),
@@ -140,9 +169,11 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
       tags=common.run_tags(method=method)) for method, config in METHODS.items())
   data_line = (f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
                f"{', '.join(second.overrides)})")
+  for job, level in others:
+    data_line += f" + {level} of {second_env(job)} (job {job.name})"
   if switching:
-    data_line += (f" + medium of {FORWARD} + switching episodes (job {switch.name}: one expert hands over to the "
-                  "other at a uniform random step, its own task)")
+    data_line += (f" + switching episodes (job {switch.name}: one expert hands over to the other at a uniform random "
+                  "step, a task of its own)")
   protocol = (("seeds", ", ".join(map(str, SEEDS))),
               ("data", f"{data_line}, experiments/configs/data.py preset {preset}"),
               ("targets", f"{targets} per task, held out of training, each rolled out in its task's env; "
@@ -163,7 +194,13 @@ QUICK_MODEL = "embed 64, 2 layers, 1 head, batch 32, lr 3e-4 (CPU-sized)"
 def quick() -> Plan:
   """Forward + standing cheetahs, their switching episodes and forward medium (module docstring)."""
   return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL,
-                      switching=True, histogram_input="density")
+                      switching=True, others=((data_job(FORWARD, "quick"), "medium"),), histogram_input="density")
+
+
+def quick_reverse() -> Plan:
+  """Forward + backward-running cheetahs and their switching episodes, plus standing ones."""
+  return bimodal_plan("quick", back_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL,
+                      switching=True, others=((stand_job("quick"), "expert"),), histogram_input="density")
 
 
 def quick_no_switch() -> Plan:
@@ -330,4 +367,4 @@ def demo_table(aggregates: dict[str, list[dict]]) -> str:
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"quick": quick, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))
+    {"quick": quick, "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))
