@@ -50,6 +50,17 @@ CDT with the reference's probability input (the same command at commit d076c1b):
 0.728 ± 0.045; it ran every episode, asked to stand as well (1.5 m/s); one seed trained 18000 steps got 0.469 (open
 loop), so it learns to read the probabilities, 3x slower at least.
 
+`quick_reverse`, measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
+--vmap_seeds`, 28m32s on 2 otherwise idle cores, 5 min of it the backward PPO run and its data: mode return -458,
+x-velocity -1.31 m/s), closed loop, w = 0.25 / 0.5 / 0.75 / all: CDT 0.498 ± 0.098 / 1.245 ± 0.052 / 0.616 ± 0.004 /
+0.786 ± 0.035, DT 0.697 ± 0.024 / 1.269 ± 0.094 / 0.589 ± 0.056 / 0.852 ± 0.044 (open loop all: CDT 0.871 ± 0.028,
+DT 0.865 ± 0.042). Neither model matches a forward/backward mixture: neither switches direction within an episode
+(bimodal_closed_loop.png: at w = 0.5 and 0.75 both run forward all episode; at 0.25 CDT runs backward all
+episode, DT stands half the time, the standing cheetah whose future sum the mixture shares). CDT is below DT over
+all mixtures by more than the seed std only through w = 0.25. Held-out backward targets: CDT -1.31 ± 0.01 m/s, DT
+-1.25 ± 0.10 (targets -1.31). In the switching data the forward expert does not always recover from running
+backwards (one episode of four inspected stalled at -0.01 m/s after the switch).
+
 `quick_no_switch`, measured earlier the same day (15m33s, data there), open loop (closed loop within 0.02):
 w = 0.25 / 0.5 / 0.75: CDT 0.745 ± 0.330 / 0.599 ± 0.090 / 0.293 ± 0.013, DT 0.545 ± 0.259 / 0.663 ± 0.014 /
 0.302 ± 0.011: both ran whole episodes given a mixture (DT seed 0 at w = 0.25 stood in some episodes, ran in
