@@ -52,6 +52,11 @@ the quick settings, 2 cores shared with one other job:
   3.27-3.68 (154k-768k) -> 2.61-3.51 (922k-1.54M). PPO's own sampled-action evaluation improved steadily (mean
   return -2597 -> -1349 over 500-step episodes), so the sampled policy approaches the ball while its mode barely
   does. Not enough to accept an expert: the quick budget is still short of what touch needs on CPU.
+  The same with a 10x lower entropy cost (2 otherwise idle cores, 21 min in all):
+    python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --config.ppo.entropy_cost=0.001 --workdir=workdirs/experts_ego_ent3
+  deterministic success 0 up to 1.08M steps, 1/32 at 1.23M and 1.38M, 4/32 (0.125) at 1.54M (the selected snapshot,
+  rejected); final distance 3.0-3.7 m (4.19 at 1.54M: the episodes that miss wander off). PPO's sampled evaluation
+  -2597 -> -1270. Better than entropy 1e-2 (at most 2/32) and still rising at the end of the budget.
 """
 
 from __future__ import annotations
