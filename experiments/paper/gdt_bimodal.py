@@ -47,8 +47,9 @@ switching data a run/stand mixture has a unique future-sum schedule (run until t
 DT can follow; CDT matches the proportions better. Held-out targets: forward W1 CDT 0.218 ± 0.039, DT 0.258 ± 0.013
 (closed loop); standing (mean x-velocity -0.01): CDT 0.183 ± 0.244 m/s (seed 0 jogs at 0.56), DT 0.013 ± 0.008.
 CDT with the reference's probability input (the same command at commit d076c1b): closed loop all mixtures
-0.728 ± 0.045; it ran every episode, asked to stand as well (1.5 m/s); one seed trained 18000 steps got 0.469 (open
-loop), so it learns to read the probabilities, 3x slower at least.
+0.728 ± 0.045; it ran every episode, asked to stand as well (1.5 m/s); one seed trained 18000 steps (a scratch
+run of that config, not a scale here) got 0.469 (open loop), so it learns to read the probabilities, 3x slower at
+least.
 
 `quick_reverse`, measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 otherwise idle cores, 5 min of it the backward PPO run and its data: mode return -458,
