@@ -37,7 +37,7 @@ reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XL
 
 from __future__ import annotations
 
-import json
+import copy
 
 import ml_collections
 
@@ -112,7 +112,7 @@ ADDED_FIELDS = {"model.histogram_input": "probability"}
 
 def with_added_fields(recorded: dict) -> dict:
   """A recorded config dict (config.json) with every ADDED_FIELDS key it lacks set to the value old runs had."""
-  out = json.loads(json.dumps(recorded))
+  out = copy.deepcopy(recorded)
   for dotted, value in ADDED_FIELDS.items():
     *parents, leaf = dotted.split(".")
     node = out
