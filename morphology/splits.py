@@ -5,6 +5,8 @@ A `Split` is three lists of registered env names: BC trains on `train_envs`, eva
 Families of splits are generated from rules, not typed out:
 - held-out morphology: `{agent}_{task}_zs_{n}` trains on the other plain sizes of that suite
   (ant 2..6, centipede 3..7; `ant_reach_zs_5` and `centipede_touch_zs_4` are the reference's examples);
+  `ant_{task}_small_zs_{n}` the same among ants with 2..4 legs, the sizes whose experts the quick expert preset
+  trains on CPU (`ant_touch_small_zs_3`: train on 2 and 4 legs, hold out 3);
 - held-out task: `{agent}_{task}_task_zs` trains on the agent's other plain-size tasks among
   reach/touch/push and tests on the held-out task;
 - held-out broken legs: `ant_{task}_broken_zs` trains on intact (plain, mass, size) ants, tests on
@@ -37,15 +39,17 @@ SPLITS: Registry[Split] = Registry("split")
 _BASIC_TASKS = ("reach", "touch", "push")
 # Plain sizes the splits use; centipedes start at 3 torsos as in the reference's centipede_touch_zs_4.
 _PLAIN_SIZES = {"ant": envs.ANT_N, "centipede": envs.CENTIPEDE_N[1:]}
+_SMALL_ANTS = (2, 3, 4)
 
 
 def _plain(agent: str, task: str, sizes) -> tuple[str, ...]:
   return tuple(f"{agent}_{task}_{n}" for n in sizes)
 
 
-def held_out_morphology(agent: str, task: str, held_out: int) -> Split:
+def held_out_morphology(agent: str, task: str, held_out: int, sizes=None) -> Split:
   test = _plain(agent, task, (held_out,))
-  return Split(_plain(agent, task, [n for n in _PLAIN_SIZES[agent] if n != held_out]), test, test)
+  sizes = _PLAIN_SIZES[agent] if sizes is None else sizes
+  return Split(_plain(agent, task, [n for n in sizes if n != held_out]), test, test)
 
 
 def held_out_task(agent: str, task: str) -> Split:
@@ -66,6 +70,9 @@ for _agent, _sizes in _PLAIN_SIZES.items():
     for _n in _sizes:
       SPLITS.register(f"{_agent}_{_task}_zs_{_n}", held_out_morphology(_agent, _task, _n))
     SPLITS.register(f"{_agent}_{_task}_task_zs", held_out_task(_agent, _task))
+for _task in _BASIC_TASKS:
+  for _n in _SMALL_ANTS:
+    SPLITS.register(f"ant_{_task}_small_zs_{_n}", held_out_morphology("ant", _task, _n, _SMALL_ANTS))
 for _task in _BASIC_TASKS:
   SPLITS.register(f"ant_{_task}_broken_zs", held_out_broken(_task))
 

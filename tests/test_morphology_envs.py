@@ -115,6 +115,9 @@ def test_splits_use_registered_disjoint_envs():
     assert not set(s.train_envs) & set(s.test_envs), name
   assert splits.get_split("ant_reach_zs_5").train_envs == ("ant_reach_2", "ant_reach_3", "ant_reach_4", "ant_reach_6")
   assert splits.get_split("centipede_touch_zs_4").train_envs == tuple(f"centipede_touch_{n}" for n in (3, 5, 6, 7))
+  small = splits.get_split("ant_touch_small_zs_3")
+  assert (small.train_envs, small.test_envs, small.finetune_envs) == (
+      ("ant_touch_2", "ant_touch_4"), ("ant_touch_3",), ("ant_touch_3",))
   held_out_push = splits.get_split("ant_push_task_zs")
   assert all("_push_" in n for n in held_out_push.test_envs)
   assert not any("_push_" in n for n in held_out_push.train_envs)

@@ -13,11 +13,10 @@ collected on the same observation. Every field's rule is in `FIELDS` and `confli
 `morphology.experts.validate_config` applies them before any work.
 
 Presets:
-  quick  ant_touch_{2,3,4}: 1.5M env steps each with small PPO batches (64 envs, 8 minibatches of 64 x 20 steps,
-         4 epochs, normalised advantages), 500-step training episodes, 10 snapshots + the initial one, 32
-         deterministic 1000-step episodes per snapshot. Meant for 2 CPU cores; NOT shown to reach a clear success
-         rate as is; with `--config.ppo.entropy_cost=0.001 --config.ppo.num_timesteps=3000000` ant_touch_4's expert
-         is accepted (0.656, ~32 min; see Measured). Making that the preset is pending (ant_touch_2/3 unmeasured).
+  quick  ant_touch_{2,3,4}: 3M env steps each with small PPO batches (64 envs, 8 minibatches of 64 x 20 steps,
+         4 epochs, normalised advantages), entropy cost 1e-3 (the reference's 1e-2 kept the deterministic policy from
+         reaching the ball at this budget; see Measured), 500-step training episodes, 10 snapshots + the initial
+         one, 32 deterministic 1000-step episodes per snapshot. Meant for 2 CPU cores (~30 min per env).
   full   the reference settings (mxt_reference 5.1: 1e8 env steps, 2048 envs, batch 1024 x 32 minibatches, unroll 5,
          4 epochs, discount 0.97, lr 3e-4, entropy 1e-2, (256, 256) nets, no advantage normalisation, value loss
          0.25 mean err^2, 21 evaluations) on ant reach and touch with 2..6 legs, the reference's 1000-step episodes
@@ -28,7 +27,8 @@ fresh goals at every reset (`morphology.experts`). Every evaluation and the sele
 and success rule over `eval_episodes` deterministic episodes.
 
 Measured 2026-12-02 on 2 CPU cores shared with other jobs (load average 19-29, i.e. many times slower than quiet),
-ant_touch_2, seed 0, the quick PPO settings; deterministic success and mean final distance over 32 episodes of 1000
+ant_touch_2, seed 0, the quick PPO settings of then (1.5M steps, entropy cost 1e-2: add
+`--config.ppo.num_timesteps=1500000 --config.ppo.entropy_cost=0.01` to reproduce); deterministic success and mean final distance over 32 episodes of 1000
 steps (standing still ends at the initial distance, 3.66 m on average over 64 resets; the untrained step-0 snapshot
 drifts to 6.4 m and passes the ball in 2/32):
   shaped_reward=progress, 819,200 env steps: PPO 35 min, evaluation of 9 snapshots 14 min. Success 0 at every
@@ -46,20 +46,20 @@ observation (the only one then): on the same machine they are reproduced with `S
 the command and `observation=world` in its config arguments (BUILD.md, "XLA flags and numerics").
 
 Measured 2026-12-02 with the egocentric observation (the current default), ant_touch_4 (the 4-legged ant), seed 0,
-the quick settings, 2 cores shared with one other job:
-  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --workdir=workdirs/experts_ego
+the quick settings of then (1.5M steps, entropy cost 1e-2), 2 cores shared with one other job:
+  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --config.ppo.num_timesteps=1500000 --config.ppo.entropy_cost=0.01 --workdir=workdirs/experts_ego
   1,536,000 env steps, 24 min in all. Deterministic success over 32 episodes per snapshot: 0 at every snapshot but
   one (2/32 at 921,600 steps, the selected one, rejected at the 0.5 threshold); final distance 5.80 (untrained) ->
   3.27-3.68 (154k-768k) -> 2.61-3.51 (922k-1.54M). PPO's own sampled-action evaluation improved steadily (mean
   return -2597 -> -1349 over 500-step episodes), so the sampled policy approaches the ball while its mode barely
   does. Not enough to accept an expert: the quick budget is still short of what touch needs on CPU.
   The same with a 10x lower entropy cost (2 otherwise idle cores, 21 min in all):
-    python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --config.ppo.entropy_cost=0.001 --workdir=workdirs/experts_ego_ent3
+    python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --config.ppo.num_timesteps=1500000 --workdir=workdirs/experts_ego_ent3
   deterministic success 0 up to 1.08M steps, 1/32 at 1.23M and 1.38M, 4/32 (0.125) at 1.54M (the selected snapshot,
   rejected); final distance 3.0-3.7 m (4.19 at 1.54M: the episodes that miss wander off). PPO's sampled evaluation
   -2597 -> -1270. Better than entropy 1e-2 (at most 2/32) and still rising at the end of the budget.
-  Doubled to 3M steps (2 otherwise idle cores, 32 min in all, PPO ~29 min):
-    python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --config.ppo.entropy_cost=0.001 --config.ppo.num_timesteps=3000000 --workdir=workdirs/experts_ego_ent3_3m
+  Doubled to 3M steps (2 otherwise idle cores, 32 min in all, PPO ~29 min), now the quick preset:
+    python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_4 --workdir=workdirs/experts_ego_ent3_3m
   deterministic success over 32 episodes per snapshot: 0-0.09 up to 1.54M steps, then 0.41, 0.44, 0.34,
   0.28 and 0.66 at 3,072,000 (the selected snapshot: ACCEPTED at the 0.5 threshold); final distance 3.53 m there
   (the misses wander: 4.3-6.5 m at 1.8M-2.8M). The first accepted MxT expert on CPU; success swings between
@@ -95,8 +95,9 @@ def _full() -> dict:
 
 @PRESETS.register("quick")
 def _quick() -> dict:
-  ppo = dict(PPO_REFERENCE, num_timesteps=1_500_000, num_envs=64, batch_size=64, num_minibatches=8, unroll_length=20,
-             normalize_advantage=True, vf_loss_coefficient=0.5, num_evals=11, num_eval_envs=16)
+  ppo = dict(PPO_REFERENCE, num_timesteps=3_000_000, num_envs=64, batch_size=64, num_minibatches=8, unroll_length=20,
+             normalize_advantage=True, vf_loss_coefficient=0.5, num_evals=11, num_eval_envs=16,
+             entropy_cost=1e-3)
   return dict(envs=("ant_touch_2", "ant_touch_3", "ant_touch_4"), ppo=ppo, train_episode_length=500,
               eval_episodes=32, shaped_reward="progress")
 
