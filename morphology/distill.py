@@ -185,10 +185,36 @@ def multitask_data(rendered: Sequence[mxt_data.RenderedData], model_obs_config: 
       raise ValueError(f"{r.env_name}: the dataset has no valid transition")
     parts.append((r.tokens[v], r.mask[v], r.actions[v], np.broadcast_to(r.action_mask, r.actions[v].shape)))
   counts = np.array([p[0].shape[0] for p in parts], np.int32)
+  if not graph.OBS_CONFIGS.get(model_obs_config).flat:
+    # Padding tokens are masked out of attention, so dropping the ones no env of the run has changes no output
+    # and saves their share of every step (positions are still the token index, sliced from max_positions).
+    keep = max(real_tokens(p[1]) for p in parts)
+    parts = [(tok[:, :keep], mask[:, :keep], act[:, :keep], am[:, :keep]) for tok, mask, act, am in parts]
   cat = lambda i, dtype: np.concatenate([p[i] for p in parts]).astype(dtype)
   return MultiTaskData(tokens=cat(0, np.float32), mask=cat(1, bool), targets=cat(2, np.float32),
                        action_mask=cat(3, bool), offsets=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32),
                        counts=counts)
+
+
+def real_tokens(mask: np.ndarray) -> int:
+  """1 + the last token index that is real in any row of `mask` [..., L] (real tokens come first)."""
+  any_row = np.asarray(mask).reshape(-1, np.shape(mask)[-1]).any(axis=0)
+  return int(np.flatnonzero(any_row)[-1]) + 1 if any_row.any() else 1
+
+
+def _render_fn(layout: graph.TokenLayout):
+  """Raw states [B, ...] -> (tokens, mask) of a batch, without the padding tokens a per-token config would add
+  (see `multitask_data`); flat configs keep their fixed size."""
+  render = jax.vmap(graph.render, in_axes=(None, 0))
+  if graph.OBS_CONFIGS.get(layout.config).flat:
+    return functools.partial(render, layout)
+  keep = layout.num_tokens
+
+  def fn(raws):
+    tokens, mask = render(layout, raws)
+    return tokens[:, :keep], mask[:, :keep]
+
+  return fn
 
 
 @flax.struct.dataclass
@@ -247,11 +273,11 @@ def _eval_fns(model, env_name: str, episode_length: int, chunk_steps: int):
   env = envs.make(env_name)
   layout = graph.layout_for_env(env, model.obs_config)
   eval_env = envs.wrap_eval(env, episode_length)
-  render = jax.vmap(graph.render, in_axes=(None, 0))
+  render = _render_fn(layout)
 
   def act(params, carry, env_state, t, key):
     del t, key  # deterministic policy
-    tokens, mask = render(layout, graph.raw_state_from_env_state(env_state))
+    tokens, mask = render(graph.raw_state_from_env_state(env_state))
     return graph.actions_from_tokens(layout, model.apply({"params": params}, tokens, mask)), carry
 
   def observe(params, carry, tr: rollout.Transition):
@@ -429,9 +455,10 @@ class MxtPolicy:
     """jit'd (params, raw states [B, ...]) -> actions [B, A] of one env, built once per env."""
     if env_name not in self._acts:
       layout, model = self.layout(env_name), self.model
+      render = _render_fn(layout)
 
       def act(params, raws):
-        tokens, mask = jax.vmap(graph.render, in_axes=(None, 0))(layout, raws)
+        tokens, mask = render(raws)
         return graph.actions_from_tokens(layout, model.apply({"params": params}, tokens, mask))
 
       self._acts[env_name] = jax.jit(act)

@@ -164,6 +164,22 @@ def test_load_policy_round_trip(trained, dataset_dir):
   np.testing.assert_allclose(np.asarray(policy.act(env, batch)[1]), np.asarray(want), atol=1e-6)
 
 
+def test_training_tokens_drop_only_padding(dataset_dir):
+  """Per-token data keep the largest env's real tokens (attention masks the rest); flat data keep their size."""
+  c = tiny_config(dataset_dir)
+  datasets = [data.MxtDataset.load(data.dataset_path(dataset_dir, n)) for n in ENVS]
+  layouts = [graph.layout_for_name(n, c.obs_config) for n in ENVS]
+  rendered = [data.render_dataset(ds, lay) for ds, lay in zip(datasets, layouts)]
+  mt = distill.multitask_data(rendered, c.obs_config)
+  keep = max(lay.num_tokens for lay in layouts)
+  assert keep < graph.MAX_TOKENS and mt.tokens.shape[1] == mt.mask.shape[1] == mt.targets.shape[1] == keep
+  full = rendered[0].tokens[rendered[0].valid.astype(bool)]
+  np.testing.assert_array_equal(mt.tokens[:int(mt.counts[0])], full[:, :keep])
+  assert not full[:, keep:].any()  # what was dropped was padding
+  flat = [data.render_dataset(ds, graph.layout_for_name(ds.env_name, "flat")) for ds in datasets]
+  assert distill.multitask_data(flat, "flat").tokens.shape[1:] == flat[0].tokens.shape[2:]
+
+
 def test_few_shot_starts_from_the_source_params_and_refuses_another_model(trained, dataset_dir, tmp_path):
   c, workdir, rows = trained
   source = morphology.load_policy(workdir)
