@@ -120,10 +120,21 @@ class MxtDataset:
     """The first n episodes (few-shot demonstrations)."""
     if not 1 <= n <= self.num_episodes:
       raise ValueError(f"{self.env_name}: asked for {n} episodes, the dataset holds {self.num_episodes}")
-    cut = lambda x: x[:n]
+    return self.select(np.arange(n))
+
+  def successful(self) -> "MxtDataset":
+    """The episodes that reached the task's success (in their order); refuses a dataset without any."""
+    keep = np.flatnonzero(self.success.max(axis=1) > 0)
+    if not keep.size:
+      raise ValueError(f"{self.env_name}: none of the {self.num_episodes} episodes succeeded")
+    return self.select(keep)
+
+  def select(self, index: np.ndarray) -> "MxtDataset":
+    """The episodes at `index`, in that order."""
+    cut = lambda x: x[index]
     return dataclasses.replace(self, raw=graph.RawState(*map(cut, self.raw)), actions=cut(self.actions),
                                rewards=cut(self.rewards), success=cut(self.success), done=cut(self.done),
-                               valid=cut(self.valid), metadata=dict(self.metadata, episodes=n))
+                               valid=cut(self.valid), metadata=dict(self.metadata, episodes=int(len(index))))
 
   def validate(self, where: str = "<in memory>") -> None:
     """Raises DatasetError if the arrays disagree in shape or the metadata lacks what loading needs."""

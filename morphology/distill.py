@@ -142,7 +142,8 @@ def _expert_policy(experts_root: str, env_name: str) -> tuple[mxt_data.ActFn, di
 def load_datasets(config, env_names: Sequence[str], episodes: int = 0,
                   log: Callable[[str], None] = print) -> list[mxt_data.MxtDataset]:
   """Each env's dataset from `data.dataset_dir`, collected from its expert first when missing and
-  `data.experts_root` is set; the first `episodes` episodes of each (0 = all). Refuses data of a changed MJCF."""
+  `data.experts_root` is set; only its successful episodes with `data.successful_only`; then the first `episodes`
+  episodes of each (0 = all). Refuses data of a changed MJCF."""
   out = []
   d = config.data
   for name in env_names:
@@ -157,6 +158,14 @@ def load_datasets(config, env_names: Sequence[str], episodes: int = 0,
     else:
       ds = mxt_data.MxtDataset.load(path)
     ds.check_env(envs.make(name, config=mxt_data.env_config_from_dict(ds.metadata["env_config"])))
+    if d.successful_only:
+      try:
+        ds = ds.successful()
+      except ValueError as e:
+        raise ValueError(f"config field 'data.successful_only': {e}") from None
+    if episodes > ds.num_episodes:
+      raise ValueError(f"{name}: {episodes} episodes asked for (few_shot.num_demos or data.episodes_per_env), "
+                       f"{ds.num_episodes} {'successful ones ' if d.successful_only else ''}in {path}")
     out.append(ds.episodes(episodes) if episodes else ds)
   return out
 

@@ -180,6 +180,22 @@ def test_training_tokens_drop_only_padding(dataset_dir):
   assert distill.multitask_data(flat, "flat").tokens.shape[1:] == flat[0].tokens.shape[2:]
 
 
+def test_successful_only_keeps_successful_episodes_and_refuses_data_without(dataset_dir, tmp_path):
+  c = tiny_config(dataset_dir, "envs=ant_reach_2")
+  c.data.successful_only = True
+  with pytest.raises(ValueError, match="data.successful_only.*none of the 3 episodes succeeded"):
+    distill.load_datasets(c, ["ant_reach_2"], log=lambda s: None)
+  ds = data.MxtDataset.load(data.dataset_path(dataset_dir, "ant_reach_2"))
+  ds.success[1, 3] = 1.0  # one episode marked successful, saved under another root
+  root = str(tmp_path / "marked")
+  ds.save(data.dataset_path(root, "ant_reach_2"))
+  c.data.dataset_dir = root
+  [kept] = distill.load_datasets(c, ["ant_reach_2"], log=lambda s: None)
+  np.testing.assert_array_equal(kept.actions, ds.actions[[1]])
+  with pytest.raises(ValueError, match="2 episodes asked for.*1 successful"):
+    distill.load_datasets(c, ["ant_reach_2"], episodes=2, log=lambda s: None)
+
+
 def test_few_shot_starts_from_the_source_params_and_refuses_another_model(trained, dataset_dir, tmp_path):
   c, workdir, rows = trained
   source = morphology.load_policy(workdir)

@@ -2,6 +2,7 @@
 ones, save/load round trips and refuses partial or stale files, render_dataset equals per-state render, and a dataset
 rendered under one observation config cannot feed a model built for another."""
 
+import dataclasses
 import os
 
 import jax
@@ -111,3 +112,17 @@ def test_a_dataset_rendered_under_another_config_is_refused_naming_both(collecte
   with pytest.raises(ValueError, match="mtg_v1_base_m.*mtg_v2_base_m"):
     distill.multitask_data([r], "mtg_v2_base_m")
   distill.multitask_data([r], "mtg_v1_base_m")  # the matching model config is accepted
+
+
+def test_successful_episodes_are_selected_whole_and_in_order(collected):
+  ds, _ = collected
+  with pytest.raises(ValueError, match=f"{ENV}: none of the {EPISODES} episodes succeeded"):
+    ds.successful()
+  marked = dataclasses.replace(ds, success=ds.success.copy())
+  marked.success[2, 5] = marked.success[0, 7] = 1.0  # episodes 0 and 2 reach the goal
+  kept = marked.successful()
+  assert kept.num_episodes == 2 and kept.metadata["episodes"] == 2
+  np.testing.assert_array_equal(kept.actions, ds.actions[[0, 2]])
+  np.testing.assert_array_equal(kept.raw.pos, ds.raw.pos[[0, 2]])
+  np.testing.assert_array_equal(kept.valid, ds.valid[[0, 2]])
+  np.testing.assert_array_equal(kept.episodes(1).actions, ds.actions[:1])

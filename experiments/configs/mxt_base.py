@@ -46,12 +46,12 @@ PRESETS = {
         model=dict(num_layers=3, embed_dim=256, num_heads=2, mlp_dim=512, hidden_dim=1024, num_hidden=2),
         train=dict(batch_size=256, num_steps=100_000, steps_per_call=1000, checkpoint_every=10_000),
         eval=dict(episodes=128, episode_length=0, every=10_000),
-        collect_episodes=12),
+        collect_episodes=12, successful_only=False),
     "quick": dict(
         model=dict(num_layers=2, embed_dim=64, num_heads=2, mlp_dim=128, hidden_dim=256, num_hidden=2),
         train=dict(batch_size=64, num_steps=2000, steps_per_call=250, checkpoint_every=1000),
         eval=dict(episodes=8, episode_length=200, every=0),
-        collect_episodes=8),
+        collect_episodes=8, successful_only=False),
 }
 
 
@@ -73,6 +73,10 @@ def get_config(arg: str | None = None, **fixed) -> ml_collections.ConfigDict:
       collect_episodes=p["collect_episodes"],  # episodes collected per env
       episode_length=0,  # collection time limit (0 = the task's, 1000); episodes also end on success
       episodes_per_env=0,  # episodes used per env for training (0 = all; few_shot uses few_shot.num_demos)
+      # Train (and take few-shot demonstrations) on the episodes that reached success only: the reference's
+      # experts nearly always succeeded, so it kept every episode; a CPU expert that succeeds in a third of its
+      # episodes also shows the student how to miss.
+      successful_only=p["successful_only"],
       seed=a.seed))
 
   m = p["model"]
@@ -117,6 +121,7 @@ FIELDS = {
     "obs_config": Field(str, nonempty=True),
     "data.dataset_dir": Field(str, nonempty=True), "data.experts_root": Field(str),
     "data.collect_episodes": _POSITIVE, "data.episode_length": Field(int, ge=0), "data.episodes_per_env": Field(int, ge=0),
+    "data.successful_only": Field(bool),
     "data.seed": Field(int, ge=0, lt=2**31 - 1),
     "model.name": Field(str, nonempty=True), "model.num_layers": _POSITIVE, "model.embed_dim": _POSITIVE,
     "model.num_heads": _POSITIVE, "model.mlp_dim": _POSITIVE, "model.dropout_rate": Field(float, ge=0, lt=1),
