@@ -1,0 +1,78 @@
+"""The MxT-Bench pipeline as one command: PPO experts -> expert data -> behaviour distillation of the token
+transformer and the MLP baseline in distribution (3 seeds) -> zero-shot on a held-out morphology -> few-shot
+fine-tuning on it -> one report (mxt_reference 5.1-5.4).
+
+  python -m launch.mxt --config=experiments/configs/mxt_pipeline.py:preset=quick --workdir=workdirs/mxt_quick
+  # reuse experts trained elsewhere (the experts config must match theirs):
+  python -m launch.mxt --config=experiments/configs/mxt_pipeline.py:preset=quick --workdir=workdirs/mxt_quick \
+      --experts_root=workdirs/experts_quick
+
+Config arguments: preset (quick | full), seeds ('+'-separated). Each stage's config is an ordinary config file of its
+own entry point plus overrides, so every run of the pipeline can also be rerun alone with the command the launcher
+prints.
+
+Presets:
+  quick  experts: mxt_experts.py:preset=quick (ant_touch_2/3/4). Distillation: mxt_base's quick models (2 layers,
+         width 64; MLP 2 x 256), 256 expert episodes collected per env and only the successful ones trained on,
+         24000 steps of batch 64, 32 evaluation episodes of 1000 steps per env; the transformer and the MLP in
+         distribution on all three envs; the transformer zero-shot on `ant_touch_small_zs_3` (train on 2 and 4
+         legs, hold out 3), then few-shot on ant_touch_3 from that checkpoint with 4 successful demonstrations and
+         2000 fine-tuning steps.
+  full   the reference's settings (mxt_experts full: ant reach and touch 2..6; mxt_base full; split ant_reach_zs_5).
+         For accelerators; not run here.
+Expected result: see `launch/mxt.py`'s report in the workdir and the README's MxT table (numbers and commands there).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gdt.core.cli import Field
+from gdt.core.config import parse_arg
+
+ARGS = dict(preset="quick", seeds="0+1+2")
+
+PRESETS = {
+    "quick": dict(
+        experts="experiments/configs/mxt_experts.py:preset=quick",
+        envs=("ant_touch_2", "ant_touch_3", "ant_touch_4"), split="ant_touch_small_zs_3", num_demos=4,
+        distill_preset="quick",
+        distill=("data.collect_episodes=256", "data.successful_only=true", "train.num_steps=24000",
+                 "train.checkpoint_every=4000", "eval.episodes=32", "eval.episode_length=0"),
+        few_shot=("train.num_steps=2000", "train.checkpoint_every=1000"),
+        models=("mxt_transformer", "mxt_mlp"), transfer_models=("mxt_transformer",)),
+    "full": dict(
+        experts="experiments/configs/mxt_experts.py:preset=full",
+        envs=tuple(f"ant_{task}_{n}" for task in ("reach", "touch") for n in range(2, 7)), split="ant_reach_zs_5",
+        num_demos=4, distill_preset="full", distill=(), few_shot=("train.num_steps=10000",),
+        models=("mxt_transformer", "mxt_mlp"), transfer_models=("mxt_transformer", "mxt_mlp")),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  a = parse_arg(arg, **ARGS)
+  if a.preset not in PRESETS:
+    raise ValueError(f"config argument 'preset': {a.preset!r} is not one of {sorted(PRESETS)}")
+  p = PRESETS[a.preset]
+  c = ml_collections.ConfigDict()
+  c.preset = a.preset
+  c.seeds = tuple(int(s) for s in str(a.seeds).split("+") if s != "")
+  c.experts = p["experts"]  # the experts' config spec (file:args), trained under --experts_root
+  c.envs = p["envs"]  # in-distribution: trained and evaluated on
+  c.split = p["split"]  # zero-shot: its train_envs -> its test_envs; few-shot: its finetune_envs
+  c.num_demos = p["num_demos"]  # few-shot demonstrations per fine-tuned env
+  c.models = p["models"]  # gdt.core.checkpoint.MODELS names trained in distribution
+  c.transfer_models = p["transfer_models"]  # ... and zero-shot, then few-shot
+  c.distill_preset = p["distill_preset"]  # mxt_base preset
+  c.distill = p["distill"]  # dotted overrides of every distillation config
+  c.few_shot = p["few_shot"]  # ... then of the few-shot ones (fine-tuning steps count from the source's params)
+  return c
+
+
+FIELDS = {
+    "preset": Field(str, choices=tuple(PRESETS)), "seeds": Field(tuple, items=int, nonempty=True),
+    "experts": Field(str, nonempty=True), "envs": Field(tuple, items=str, nonempty=True),
+    "split": Field(str, nonempty=True), "num_demos": Field(int, ge=1), "models": Field(tuple, items=str, nonempty=True),
+    "transfer_models": Field(tuple, items=str), "distill_preset": Field(str, nonempty=True),
+    "distill": Field(tuple, items=str), "few_shot": Field(tuple, items=str),
+}

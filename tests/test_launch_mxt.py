@@ -1,0 +1,95 @@
+"""`launch.mxt`, the MxT pipeline driver, with the experts and the distillation runs replaced by recorders (their
+own tests train them): the plan's few-shot runs start from the zero-shot run of the same model and seed, every
+run's config validates, a rerun runs nothing, a changed distillation setting reruns every run, and the report's mean
+± std and share of the expert data's success are numpy's over the runs' rows."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments.configs import mxt_pipeline
+from launch import mxt
+from morphology import distill, experts
+
+
+@pytest.fixture
+def recorders(monkeypatch):
+  calls = {"experts": 0, "runs": []}
+  success = {}  # (run name, env) -> the success a fake run reports
+
+  def fake_experts(config, root):
+    calls["experts"] += 1
+    for env in config.envs:
+      wd = experts.expert_workdir(root, env)
+      os.makedirs(wd, exist_ok=True)
+      with open(os.path.join(wd, experts.EXPERT_FILE), "w") as f:
+        json.dump(dict(env=env, success=0.5, episodes=32), f)
+    return []
+
+  def fake_run(config, workdir, log=print):
+    distill.validate_config(config)
+    train, evaluated = distill.run_envs(config)
+    name = os.path.basename(workdir)
+    calls["runs"].append((name, config.mode, tuple(train), config.few_shot.source_workdir))
+    calls.setdefault("steps", {})[name] = config.train.num_steps
+    rows = [dict(env=e, success_rate=success.setdefault((name, e), float(np.random.default_rng(len(success)).uniform())),
+                 final_over_initial=1.0, episodes=config.eval.episodes) for e in evaluated]
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump(mxt.config_to_dict(config), f)
+    with open(mxt.eval_path(workdir, config.mode), "w") as f:
+      json.dump(rows, f)
+    return rows
+
+  monkeypatch.setattr(experts, "train_experts", fake_experts)
+  monkeypatch.setattr(distill, "train_and_evaluate", fake_run)
+  monkeypatch.setattr(mxt, "data_success_of", lambda workdir, env: (0.4, 64) if env == "ant_touch_2" else None)
+  return calls, success
+
+
+def test_pipeline_plan_resume_and_report(recorders, tmp_path):
+  calls, success = recorders
+  c = mxt_pipeline.get_config("preset=quick,seeds=0+1")
+  wd = str(tmp_path / "mxt")
+  out = mxt.run_pipeline(c, wd, log=lambda s: None)
+  runs = {name: (mode, train, source) for name, mode, train, source in calls["runs"]}
+  assert len(runs) == (len(c.models) + 2 * len(c.transfer_models)) * 2 and calls["experts"] == 1
+  assert not any(name.startswith(("zs_mxt_mlp", "fs_mxt_mlp")) for name in runs)  # quick: transfer runs the transformer
+  assert runs["indist_mxt_transformer_s1"][1] == ("ant_touch_2", "ant_touch_3", "ant_touch_4")
+  assert runs["zs_mxt_transformer_s0"][1] == ("ant_touch_2", "ant_touch_4")
+  fs_mode, fs_train, fs_source = runs["fs_mxt_transformer_s1"]
+  assert (fs_mode, fs_train) == ("few_shot", ("ant_touch_3",))
+  assert fs_source == os.path.join(wd, "runs", "zs_mxt_transformer_s1")
+  assert calls["steps"]["fs_mxt_transformer_s1"] == 2000 and calls["steps"]["zs_mxt_transformer_s1"] == 24000
+  order = [name for name, *_ in calls["runs"]]
+  assert order.index("zs_mxt_transformer_s1") < order.index("fs_mxt_transformer_s1")
+
+  # The report: ant_touch_2 in distribution, the transformer's two seeds.
+  s = [success[(f"indist_mxt_transformer_s{k}", "ant_touch_2")] for k in (0, 1)]
+  md = open(out["report"]["md"]).read()
+  row = [line for line in md.splitlines() if line.startswith("| ant_touch_2 |") and "mxt_transformer" in line][0]
+  assert f"{np.mean(s):.3f} ± {np.std(s):.3f}" in row and f"| {np.mean(s) / 0.4:.2f} |" in row
+  assert "0.400 (64 ep.)" in row and "0.500 (32 ep.)" in row
+  assert os.path.exists(out["report"]["png"]) and os.path.exists(out["report"]["csv"])
+
+  # A rerun runs nothing; a changed distillation setting reruns every run.
+  assert mxt.run_pipeline(c, wd, log=lambda s: None)["ran"] == []
+  c.distill = tuple(c.distill) + ("train.learning_rate=1e-4",)
+  assert len(mxt.run_pipeline(c, wd, log=lambda s: None)["ran"]) == len(runs)
+
+
+def test_bad_pipeline_configs_are_refused_before_any_work(recorders, tmp_path):
+  calls, _ = recorders
+  c = mxt_pipeline.get_config("preset=quick")
+  c.split = "ant_touch_tiny_zs_3"
+  with pytest.raises(ValueError, match="split"):
+    mxt.run_pipeline(c, str(tmp_path / "a"), log=lambda s: None)
+  c = mxt_pipeline.get_config("preset=quick")
+  c.distill = ("train.batch_size=0",)
+  with pytest.raises(ValueError, match="train.batch_size"):
+    mxt.run_pipeline(c, str(tmp_path / "b"), log=lambda s: None)
+  with pytest.raises(ValueError, match="preset"):
+    mxt_pipeline.get_config("preset=huge")
+  assert calls["experts"] == 0 and calls["runs"] == [] and not os.path.exists(tmp_path / "b")
