@@ -6,9 +6,11 @@
 Stages, each resumed from its files and skipped when finished and unchanged:
   1. experts (`morphology.experts.train_experts`) of every env the runs touch, under --experts_root (default
      <workdir>/experts); a root holding other experts' settings is refused by its config.json;
-  2. distillation runs (`morphology.distill.train_and_evaluate`) in <workdir>/runs/<mode>_<model>_s<seed>: `train` on
-     the pipeline's envs (in distribution), `zero_shot` on its split, `few_shot` fine-tuning the zero-shot run of the
-     same model and seed on `num_demos` demonstrations; the expert data are collected once into <workdir>/data;
+  2. distillation runs (`morphology.distill.train_and_evaluate`) in <workdir>/runs/<kind>_<model>_s<seed>: `indist`
+     trains and evaluates on the pipeline's envs, `zs` trains on its split's train_envs and evaluates the held-out
+     ones, `fs` fine-tunes the zs run of the same model and seed on `num_demos` demonstrations of each held-out env,
+     `scratch` trains on the same demonstrations from a random init; the expert data are collected once into
+     <workdir>/data;
   3. the report (<workdir>/report/mxt.{md,csv}, success.png): the experts' success, each method's success (mean ±
      std over seeds) and its share of the expert data's success, final/initial distance; the wall time per stage.
 Every run prints the `experiments.train_mxt` command that reruns it alone.
@@ -36,25 +38,31 @@ from morphology import splits
 
 RUNS_DIR, DATA_DIR, REPORT_DIR, EXPERTS_DIR = "runs", "data", "report", "experts"
 TIMINGS_FILE = "timings.json"  # wall seconds of each stage's last invocation, and of the last whole pipeline
-MODE_TAGS = {"train": "indist", "zero_shot": "zs", "few_shot": "fs"}
+# Run kinds -> the distillation mode: in distribution, zero-shot, few-shot fine-tuned from the zero-shot run, and the
+# same few demonstrations trained from scratch (what the zero-shot pretraining is worth).
+KINDS = {"indist": "train", "zs": "zero_shot", "fs": "few_shot", "scratch": "train"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  mode: str
+  kind: str
   model: str
   seed: int
 
   @property
+  def mode(self) -> str:
+    return KINDS[self.kind]
+
+  @property
   def name(self) -> str:
-    return f"{MODE_TAGS[self.mode]}_{self.model}_s{self.seed}"
+    return f"{self.kind}_{self.model}_s{self.seed}"
 
 
 def plan(c) -> list[Run]:
   """Every distillation run, in an order where a few-shot run follows its zero-shot source."""
-  runs = [Run("train", model, seed) for model in c.models for seed in c.seeds]
-  return runs + [Run(mode, model, seed) for model in c.transfer_models for seed in c.seeds
-                 for mode in ("zero_shot", "few_shot")]
+  runs = [Run("indist", model, seed) for model in c.models for seed in c.seeds]
+  return runs + [Run(kind, model, seed) for model in c.transfer_models for seed in c.seeds
+                 for kind in ("zs", "fs", "scratch")]
 
 
 def run_workdir(workdir: str, run: Run) -> str:
@@ -65,14 +73,19 @@ def distill_spec(c, run: Run, workdir: str, experts_root: str) -> tuple[str, tup
   """(config spec, overrides) of one run: mxt_base with the pipeline's arguments."""
   args = dict(preset=c.distill_preset, model=run.model, mode=run.mode, seed=run.seed,
               dataset_dir=os.path.join(workdir, DATA_DIR), experts_root=experts_root)
-  if run.mode == "train":
+  overrides = tuple(c.distill)
+  if run.kind == "indist":
     args["envs"] = "+".join(c.envs)
+  elif run.kind == "scratch":
+    args["envs"] = "+".join(splits.get_split(c.split).finetune_envs)
+    overrides += tuple(c.few_shot) + (f"data.episodes_per_env={c.num_demos}",)
   else:
     args["split"] = c.split
-  if run.mode == "few_shot":
-    args.update(source_workdir=run_workdir(workdir, Run("zero_shot", run.model, run.seed)), num_demos=c.num_demos)
+  if run.kind == "fs":
+    args.update(source_workdir=run_workdir(workdir, Run("zs", run.model, run.seed)), num_demos=c.num_demos)
+    overrides += tuple(c.few_shot)
   spec = "experiments/configs/mxt_base.py:" + ",".join(f"{k}={v}" for k, v in args.items())
-  return spec, tuple(c.distill) + (tuple(c.few_shot) if run.mode == "few_shot" else ())
+  return spec, overrides
 
 
 def command(spec: str, overrides: Sequence[str], workdir: str) -> str:
@@ -141,13 +154,14 @@ def report(c, workdir: str, experts_root: str, results: dict[Run, list[dict]], t
     if found:
       data_success[env] = found
 
-  def values(mode: str, model: str, env: str, key: str) -> list[float]:
-    return [row[key] for run, rows in results.items() if run.mode == mode and run.model == model
+  def values(kind: str, model: str, env: str, key: str) -> list[float]:
+    return [row[key] for run, rows in results.items() if run.kind == kind and run.model == model
             for row in rows if row["env"] == env]
 
   held_out = splits.get_split(c.split).test_envs
-  sections = [("in distribution (mode train)", "train", c.envs), ("zero-shot", "zero_shot", held_out),
-              ("few-shot", "few_shot", held_out)]
+  sections = [("in distribution", "indist", c.envs), ("zero-shot (held-out morphology)", "zs", held_out),
+              ("few-shot: fine-tuned from the zero-shot run", "fs", held_out),
+              ("few-shot demonstrations only: trained from scratch", "scratch", held_out)]
   csv_rows = [["section", "env", "method", "seeds", "success_mean", "success_std", "share_of_expert_data",
                "final_over_initial_mean", "final_over_initial_std"]]
   md = [f"# MxT-Bench pipeline ({c.preset})\n",
@@ -155,9 +169,9 @@ def report(c, workdir: str, experts_root: str, results: dict[Run, list[dict]], t
         f"deterministic episodes (runs/*/eval_*.json). Expert: the selected snapshot's deterministic success on its "
         f"selection episodes (expert.json) and the success of the collected expert data (unbiased by the selection). "
         f"Share = method success / expert data success. Few-shot: {c.num_demos} demonstrations per held-out env, "
-        f"fine-tuned from the zero-shot run of the same model and seed.\n"]
+        f"fine-tuned from the zero-shot run of the same model and seed, and the same demonstrations from scratch.\n"]
   bars = {}
-  for title, mode, env_names in sections:
+  for title, kind, env_names in sections:
     md += [f"\n## {title}\n", "| env | expert (selection) | expert data | method | success | share of expert data | "
            "final / initial distance |", "|---|---|---|---|---|---|---|"]
     for env in env_names:
@@ -165,17 +179,17 @@ def report(c, workdir: str, experts_root: str, results: dict[Run, list[dict]], t
       sel_txt = f"{sel['success']:.3f} ({sel['episodes']} ep.)" if sel else "-"
       dsucc = data_success.get(env)
       d_txt = f"{dsucc[0]:.3f} ({dsucc[1]} ep.)" if dsucc else "-"
-      for model in (c.models if mode == "train" else c.transfer_models):
-        s, r = values(mode, model, env, "success_rate"), values(mode, model, env, "final_over_initial")
+      for model in (c.models if kind == "indist" else c.transfer_models):
+        s, r = values(kind, model, env, "success_rate"), values(kind, model, env, "final_over_initial")
         share = f"{np.mean(s) / dsucc[0]:.2f}" if s and dsucc and dsucc[0] > 0 else "-"
         md.append(f"| {env} | {sel_txt} | {d_txt} | {model} ({len(s)} seeds) | {_mean_std(s)} | {share} | "
                   f"{_mean_std(r)} |")
-        csv_rows.append([mode, env, model, len(s), np.mean(s) if s else "", np.std(s) if s else "",
+        csv_rows.append([kind, env, model, len(s), np.mean(s) if s else "", np.std(s) if s else "",
                          share if share != "-" else "", np.mean(r) if r else "", np.std(r) if r else ""])
         if s:
-          bars[(f"{env}\n{MODE_TAGS[mode]}", model)] = (float(np.mean(s)), float(np.std(s)))
+          bars[(f"{env}\n{kind}", model)] = (float(np.mean(s)), float(np.std(s)))
       if dsucc:
-        bars[(f"{env}\n{MODE_TAGS[mode]}", "expert data")] = (dsucc[0], 0.0)
+        bars[(f"{env}\n{kind}", "expert data")] = (dsucc[0], 0.0)
   md += ["\n## wall time\n", "| stage | wall time |", "|---|---|"]
   md += [f"| {k} | {format_seconds(v)} |" for k, v in timings.items()]
   paths = {"md": os.path.join(out_dir, "mxt.md"), "csv": os.path.join(out_dir, "mxt.csv")}

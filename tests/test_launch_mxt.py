@@ -34,6 +34,7 @@ def recorders(monkeypatch):
     name = os.path.basename(workdir)
     calls["runs"].append((name, config.mode, tuple(train), config.few_shot.source_workdir))
     calls.setdefault("steps", {})[name] = config.train.num_steps
+    calls.setdefault("demos", {})[name] = config.few_shot.num_demos or config.data.episodes_per_env
     rows = [dict(env=e, success_rate=success.setdefault((name, e), float(np.random.default_rng(len(success)).uniform())),
                  final_over_initial=1.0, episodes=config.eval.episodes) for e in evaluated]
     os.makedirs(workdir, exist_ok=True)
@@ -55,14 +56,16 @@ def test_pipeline_plan_resume_and_report(recorders, tmp_path):
   wd = str(tmp_path / "mxt")
   out = mxt.run_pipeline(c, wd, log=lambda s: None)
   runs = {name: (mode, train, source) for name, mode, train, source in calls["runs"]}
-  assert len(runs) == (len(c.models) + 2 * len(c.transfer_models)) * 2 and calls["experts"] == 1
-  assert not any(name.startswith(("zs_mxt_mlp", "fs_mxt_mlp")) for name in runs)  # quick: transfer runs the transformer
+  assert runs["scratch_mxt_transformer_s0"] == ("train", ("ant_touch_3",), "")
+  assert calls["demos"]["scratch_mxt_transformer_s0"] == calls["demos"]["fs_mxt_transformer_s0"] == c.num_demos
+  assert len(runs) == (len(c.models) + 3 * len(c.transfer_models)) * 2 and calls["experts"] == 1
+  assert not any(name.startswith(("zs_mxt_mlp", "fs_mxt_mlp", "scratch_mxt_mlp")) for name in runs)  # quick: transfer runs the transformer
   assert runs["indist_mxt_transformer_s1"][1] == ("ant_touch_2", "ant_touch_3", "ant_touch_4")
   assert runs["zs_mxt_transformer_s0"][1] == ("ant_touch_2", "ant_touch_4")
   fs_mode, fs_train, fs_source = runs["fs_mxt_transformer_s1"]
   assert (fs_mode, fs_train) == ("few_shot", ("ant_touch_3",))
   assert fs_source == os.path.join(wd, "runs", "zs_mxt_transformer_s1")
-  assert calls["steps"]["fs_mxt_transformer_s1"] == 2000 and calls["steps"]["zs_mxt_transformer_s1"] == 24000
+  assert calls["steps"]["fs_mxt_transformer_s1"] == calls["steps"]["scratch_mxt_transformer_s1"] == 2000 and calls["steps"]["zs_mxt_transformer_s1"] == 24000
   order = [name for name, *_ in calls["runs"]]
   assert order.index("zs_mxt_transformer_s1") < order.index("fs_mxt_transformer_s1")
 

@@ -1,6 +1,6 @@
 """The MxT-Bench pipeline as one command: PPO experts -> expert data -> behaviour distillation of the token
 transformer and the MLP baseline in distribution (3 seeds) -> zero-shot on a held-out morphology -> few-shot
-fine-tuning on it -> one report (mxt_reference 5.1-5.4).
+fine-tuning on it (and its demonstrations alone, from scratch) -> one report (mxt_reference 5.1-5.4).
 
   python -m launch.mxt --config=experiments/configs/mxt_pipeline.py:preset=quick --workdir=workdirs/mxt_quick
   # reuse experts trained elsewhere (the experts config must match theirs):
@@ -17,7 +17,7 @@ Presets:
          24000 steps of batch 64, 32 evaluation episodes of 1000 steps per env; the transformer and the MLP in
          distribution on all three envs; the transformer zero-shot on `ant_touch_small_zs_3` (train on 2 and 4
          legs, hold out 3), then few-shot on ant_touch_3 from that checkpoint with 4 successful demonstrations and
-         2000 fine-tuning steps.
+         2000 fine-tuning steps, and the same demonstrations and steps from a random init.
   full   the reference's settings (mxt_experts full: ant reach and touch 2..6; mxt_base full; split ant_reach_zs_5).
          For accelerators; not run here.
 Expected result: see `launch/mxt.py`'s report in the workdir and the README's MxT table (numbers and commands there).
