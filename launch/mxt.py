@@ -29,9 +29,9 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from experiments.configs import mxt_pipeline
+from experiments.configs import mxt_base, mxt_pipeline
 from gdt.core import cli, runtime
-from gdt.core.workdir import atomic_write_bytes, config_diff, config_to_dict, format_seconds
+from gdt.core.workdir import atomic_write_bytes, config_diff, config_to_dict, format_seconds, with_added_fields
 from launch.paper import load_config
 from morphology import data as mxt_data
 from morphology import splits
@@ -103,7 +103,7 @@ def finished_rows(config, run_wd: str) -> list[dict] | None:
   if not (os.path.exists(path) and os.path.exists(recorded)):
     return None
   with open(recorded) as f:
-    if config_diff(json.load(f), config_to_dict(config)):
+    if config_diff(with_added_fields(json.load(f), mxt_base.ADDED_FIELDS), config_to_dict(config)):
       return None  # train_and_evaluate refuses or resumes it, naming the keys
   with open(path) as f:
     return json.load(f)
@@ -176,7 +176,8 @@ def report(c, workdir: str, experts_root: str, results: dict[Run, list[dict]], t
            "final / initial distance |", "|---|---|---|---|---|---|---|"]
     for env in env_names:
       sel = expert_rows.get(env)
-      sel_txt = f"{sel['success']:.3f} ({sel['episodes']} ep.)" if sel else "-"
+      sel_txt = (f"{sel['success']:.3f} ({sel['episodes']} ep.{'' if sel.get('accepted', True) else ', rejected'})"
+                 if sel else "-")
       dsucc = data_success.get(env)
       d_txt = f"{dsucc[0]:.3f} ({dsucc[1]} ep.)" if dsucc else "-"
       for model in (c.models if kind == "indist" else c.transfer_models):

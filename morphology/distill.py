@@ -127,15 +127,18 @@ def run_envs(config) -> tuple[tuple[str, ...], tuple[str, ...]]:
 # ---- data ----
 
 
-def _expert_policy(experts_root: str, env_name: str) -> tuple[mxt_data.ActFn, dict]:
-  """The accepted expert of `env_name` under `experts_root`, as (act, dataset metadata)."""
+def _expert_policy(experts_root: str, env_name: str, allow_rejected: bool = False) -> tuple[mxt_data.ActFn, dict]:
+  """The expert of `env_name` under `experts_root` (accepted unless `allow_rejected`), as (act, dataset
+  metadata)."""
   try:
-    from morphology import experts  # trained by experiments/train_mxt_experts; imported only when data is missing
+    from morphology import experts  # trained by experiments/train_experts; imported only when data is missing
   except ImportError as e:
     raise ValueError(f"config field 'data.experts_root': cannot load experts ({e})") from None
-  expert = experts.load_expert(experts.expert_workdir(experts_root, env_name))
+  workdir = experts.expert_workdir(experts_root, env_name)
+  expert = experts.load_expert(workdir, allow_rejected=allow_rejected)
   return expert.act_fn(), {"env_config": mxt_data.env_config_dict(expert.env_config), "source": "expert",
                            "expert_step": int(expert.step), "expert_success": float(expert.success),
+                           "expert_accepted": bool(experts.read_expert_json(workdir)["accepted"]),
                            "expert_workdir": os.path.abspath(expert.workdir)}
 
 
@@ -149,7 +152,8 @@ def load_datasets(config, env_names: Sequence[str], episodes: int = 0,
   for name in env_names:
     path = mxt_data.dataset_path(d.dataset_dir, name)
     if d.experts_root:
-      ds = mxt_data.load_or_collect(d.dataset_dir, name, functools.partial(_expert_policy, d.experts_root, name),
+      ds = mxt_data.load_or_collect(d.dataset_dir, name, functools.partial(_expert_policy, d.experts_root, name,
+                                                                            d.allow_rejected_experts),
                                     episodes=max(episodes, d.collect_episodes), seed=d.seed,
                                     episode_length=d.episode_length or None, log=log)
     elif not os.path.exists(path):
@@ -394,6 +398,7 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print)
   with WorkdirLock(workdir):
     saved = core_ckpt.latest_meta(workdir)
     prepare_workdir(workdir, config, allow_changes=("train.num_steps", "train.shard_data", "eval"),
+                    added_fields=mxt_base.ADDED_FIELDS,
                     recorded=None if saved is None else saved["config"])
     _check_datasets(workdir, {ds.env_name: ds.source.get("npz_sha256", "") + f"/{ds.num_episodes}"
                               for ds in datasets})

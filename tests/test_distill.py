@@ -226,8 +226,8 @@ def test_missing_datasets_are_collected_once_from_the_experts(dataset_dir, tmp_p
   from morphology import experts
   calls = []
 
-  def fake_load_expert(workdir, allow_rejected=False):  # an accepted expert acting at random, on the world obs
-    calls.append(workdir)
+  def fake_load_expert(workdir, allow_rejected=False):  # an expert acting at random, on the world obs
+    calls.append((workdir, allow_rejected))
     return experts.Expert(env_name="ant_reach_2", step=123, success=0.9, workdir=workdir,
                           env_config=envs.EnvConfig(observation="world"))
 
@@ -241,11 +241,13 @@ def test_missing_datasets_are_collected_once_from_the_experts(dataset_dir, tmp_p
     return act
 
   monkeypatch.setattr(experts, "load_expert", fake_load_expert)
+  monkeypatch.setattr(experts, "read_expert_json", lambda workdir: {"accepted": False})
   monkeypatch.setattr(experts.Expert, "act_fn", act_fn)
   c = tiny_config(str(tmp_path / "data"), f"envs=ant_reach_2,experts_root={tmp_path / 'experts'}")
-  c.data.update(dict(collect_episodes=3, episode_length=T))
+  c.data.update(dict(collect_episodes=3, episode_length=T, allow_rejected_experts=True))
   (ds,) = distill.load_datasets(c, ["ant_reach_2"], log=lambda s: None)
-  assert calls == [experts.expert_workdir(str(tmp_path / "experts"), "ant_reach_2")]
+  assert calls == [(experts.expert_workdir(str(tmp_path / "experts"), "ant_reach_2"), True)]
+  assert ds.metadata["expert_accepted"] is False  # the data say they came from a rejected expert
   assert ds.metadata["expert_step"] == 123 and ds.metadata["expert_success"] == 0.9 and ds.num_episodes == 3
   assert set(seen) == {(world_size,)} and ds.metadata["env_config"]["observation"] == "world"
   assert os.path.exists(data.dataset_path(str(tmp_path / "data"), "ant_reach_2"))

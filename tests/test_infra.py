@@ -89,6 +89,17 @@ def test_both_override_parsers_read_a_value_the_same_way():
   assert c.features == ("reward", "x_velocity")
 
 
+def test_fields_added_later_read_as_their_old_value(tmp_path):
+  d = str(tmp_path / "run")
+  workdir.prepare_workdir(d, {"a": 1, "data": {"n": 2}})  # recorded before data.new existed
+  added = {"data.new": False}
+  workdir.prepare_workdir(d, {"a": 1, "data": {"n": 2, "new": False}}, added_fields=added)  # the old behaviour
+  with pytest.raises(ValueError, match="data.new"):
+    workdir.prepare_workdir(d, {"a": 1, "data": {"n": 2, "new": True}}, added_fields=added)
+  assert workdir.with_added_fields({"a": 1}, {"x.y": 3}) == {"a": 1, "x": {"y": 3}}
+  assert workdir.with_added_fields({"x": {"y": 4}}, {"x.y": 3}) == {"x": {"y": 4}}  # a recorded value is kept
+
+
 def test_metric_writer_resume_drops_rows_after_the_checkpoint(tmp_path):
   """A run killed after writing steps 10-30 but checkpointing only step 20 resumes at 20: step 30 must not
   appear twice."""

@@ -60,7 +60,7 @@ def test_pipeline_plan_resume_and_report(recorders, tmp_path):
   assert calls["demos"]["scratch_mxt_transformer_s0"] == calls["demos"]["fs_mxt_transformer_s0"] == c.num_demos
   assert len(runs) == (len(c.models) + 3 * len(c.transfer_models)) * 2 and calls["experts"] == 1
   assert not any(name.startswith(("zs_mxt_mlp", "fs_mxt_mlp", "scratch_mxt_mlp")) for name in runs)  # quick: transfer runs the transformer
-  assert runs["indist_mxt_transformer_s1"][1] == ("ant_touch_2", "ant_touch_3", "ant_touch_4")
+  assert runs["indist_mxt_transformer_s1"][1] == ("ant_touch_2", "ant_touch_4")
   assert runs["zs_mxt_transformer_s0"][1] == ("ant_touch_2", "ant_touch_4")
   fs_mode, fs_train, fs_source = runs["fs_mxt_transformer_s1"]
   assert (fs_mode, fs_train) == ("few_shot", ("ant_touch_3",))

@@ -37,10 +37,9 @@ reproduced with `SEQRL_NO_XLA_DEFAULTS=1` in front of the command (BUILD.md, "XL
 
 from __future__ import annotations
 
-import copy
-
 import ml_collections
 
+from gdt.core import workdir
 from gdt.core.cli import Field
 from gdt.core.config import parse_arg
 
@@ -112,14 +111,7 @@ ADDED_FIELDS = {"model.histogram_input": "probability"}
 
 def with_added_fields(recorded: dict) -> dict:
   """A recorded config dict (config.json) with every ADDED_FIELDS key it lacks set to the value old runs had."""
-  out = copy.deepcopy(recorded)
-  for dotted, value in ADDED_FIELDS.items():
-    *parents, leaf = dotted.split(".")
-    node = out
-    for key in parents:
-      node = node.setdefault(key, {})
-    node.setdefault(leaf, value)
-  return out
+  return workdir.with_added_fields(recorded, ADDED_FIELDS)
 
 
 # The rule of every field above, read by gdt.train.validate_config before anything is loaded or written (a field not

@@ -77,6 +77,9 @@ def get_config(arg: str | None = None, **fixed) -> ml_collections.ConfigDict:
       # experts nearly always succeeded, so it kept every episode; a CPU expert that succeeds in a third of its
       # episodes also shows the student how to miss.
       successful_only=p["successful_only"],
+      # Collect from experts below their acceptance threshold too (their record says so; e.g. a few-shot env whose
+      # CPU expert succeeds in a third of its episodes, with successful_only).
+      allow_rejected_experts=False,
       seed=a.seed))
 
   m = p["model"]
@@ -121,7 +124,7 @@ FIELDS = {
     "obs_config": Field(str, nonempty=True),
     "data.dataset_dir": Field(str, nonempty=True), "data.experts_root": Field(str),
     "data.collect_episodes": _POSITIVE, "data.episode_length": Field(int, ge=0), "data.episodes_per_env": Field(int, ge=0),
-    "data.successful_only": Field(bool),
+    "data.successful_only": Field(bool), "data.allow_rejected_experts": Field(bool),
     "data.seed": Field(int, ge=0, lt=2**31 - 1),
     "model.name": Field(str, nonempty=True), "model.num_layers": _POSITIVE, "model.embed_dim": _POSITIVE,
     "model.num_heads": _POSITIVE, "model.mlp_dim": _POSITIVE, "model.dropout_rate": Field(float, ge=0, lt=1),
@@ -138,6 +141,11 @@ FIELDS = {
     "eval.chunk_steps": _POSITIVE,
     "few_shot.source_workdir": Field(str), "few_shot.num_demos": Field(int, ge=0),
 }
+
+
+# Fields added after runs were recorded -> the value that reproduces what those runs did (read through
+# gdt.core.workdir.with_added_fields when a run is resumed or found finished).
+ADDED_FIELDS = {"data.allow_rejected_experts": False}
 
 
 def conflicts(c) -> list[tuple[str, str]]:

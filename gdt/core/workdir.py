@@ -5,6 +5,7 @@ On a multi-process (multi-host) run only process 0 writes: `is_primary()` guards
 
 from __future__ import annotations
 
+import copy
 import csv
 import fcntl
 import io
@@ -130,18 +131,33 @@ def _json_default(o):
   raise TypeError(f"cannot serialise {type(o).__name__} in a config")
 
 
-def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = (), recorded: dict | None = None) -> dict:
+def with_added_fields(recorded: dict, added: Mapping[str, Any]) -> dict:
+  """A recorded config dict with every `added` key (dotted) it lacks set to the value that reproduces what runs
+  recorded before that field existed did (a config family's ADDED_FIELDS)."""
+  out = copy.deepcopy(recorded)
+  for dotted, value in added.items():
+    *parents, leaf = dotted.split(".")
+    node = out
+    for key in parents:
+      node = node.setdefault(key, {})
+    node.setdefault(leaf, value)
+  return out
+
+
+def prepare_workdir(workdir: str, config: Any, allow_changes: tuple[str, ...] = (), recorded: dict | None = None,
+                    added_fields: Mapping[str, Any] | None = None) -> dict:
   """Creates `workdir` and writes config.json, or checks that a resumed run has the same config.
 
   Keys listed in `allow_changes` (dotted paths such as "train.num_steps") may differ on resume;
   any other difference raises, naming the keys, so a resume never silently mixes two configs. `recorded` is a
   copy of the config kept elsewhere in the workdir (e.g. in its checkpoints): it is checked too, so deleting
-  config.json does not let another config take over a run.
+  config.json does not let another config take over a run. Records are read through `with_added_fields`.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   new = config_to_dict(config)
   olds = [(path, json.load(open(path)))] if os.path.exists(path) else []
   olds += [] if recorded is None else [(f"the checkpoints in {workdir}", recorded)]
+  olds = [(where, with_added_fields(old, added_fields or {})) for where, old in olds]
   for where, old in olds:
     diffs = [k for k in config_diff(old, new) if not any(k == a or k.startswith(a + ".") for a in allow_changes)]
     if diffs:
