@@ -15,7 +15,7 @@ Presets:
   quick  experts: mxt_experts.py:preset=quick (ant_touch_2/3/4). Distillation: mxt_base's quick models (2 layers,
          width 64; MLP 2 x 256), 256 expert episodes collected per env and only the successful ones trained on,
          24000 steps of batch 64, 32 evaluation episodes of 1000 steps per env; the transformer and the MLP in
-         distribution on ant_touch_2 and ant_touch_4 (the accepted experts); the transformer zero-shot on
+         distribution on ant_touch_2 and ant_touch_4 (the accepted experts); both zero-shot on
          `ant_touch_small_zs_3` (train on 2 and 4 legs, hold out 3), then few-shot on ant_touch_3 from that
          checkpoint with 4 successful demonstrations and 2000 fine-tuning steps, and the same demonstrations and
          steps from a random init. The demonstrations may come from an expert below the acceptance threshold
@@ -43,7 +43,7 @@ PRESETS = {
         distill=("data.collect_episodes=256", "data.successful_only=true", "train.num_steps=24000",
                  "train.checkpoint_every=4000", "eval.episodes=32", "eval.episode_length=0"),
         few_shot=("train.num_steps=2000", "train.checkpoint_every=1000", "data.allow_rejected_experts=true"),
-        models=("mxt_transformer", "mxt_mlp"), transfer_models=("mxt_transformer",)),
+        models=("mxt_transformer", "mxt_mlp"), transfer_models=("mxt_transformer", "mxt_mlp")),
     "full": dict(
         experts="experiments/configs/mxt_experts.py:preset=full",
         envs=tuple(f"ant_{task}_{n}" for task in ("reach", "touch") for n in range(2, 7)), split="ant_reach_zs_5",
