@@ -8,7 +8,8 @@ Stages, each resumed from its files and skipped when finished and unchanged:
      <workdir>/experts); a root holding other experts' settings is refused by its config.json;
   2. distillation runs (`morphology.distill.train_and_evaluate`) in <workdir>/runs/<kind>_<model>_s<seed>: `indist`
      trains and evaluates on the pipeline's envs, `zs` trains on its split's train_envs and evaluates the held-out
-     ones, `fs` fine-tunes the zs run of the same model and seed on `num_demos` demonstrations of each held-out env,
+     ones (when those are the pipeline's envs, a transferred model is trained once: its zs run is evaluated on both
+     and stands for its indist run), `fs` fine-tunes the zs run of the same model and seed on `num_demos` demonstrations of each held-out env,
      `scratch` trains on the same demonstrations from a random init; the expert data are collected once into
      <workdir>/data;
   3. the report (<workdir>/report/mxt.{md,csv}, success.png): the experts' success, each method's success (mean ±
@@ -58,9 +59,20 @@ class Run:
     return f"{self.kind}_{self.model}_s{self.seed}"
 
 
+def shares_training(c) -> bool:
+  """Whether the in-distribution envs are the split's training envs: a transferred model's zero-shot run is then
+  the same training as its in-distribution run, so it is trained once and evaluated on both env sets."""
+  return set(c.envs) == set(splits.get_split(c.split).train_envs)
+
+
+def indist_kind(c, model: str) -> str:
+  """The run kind whose evaluation holds `model`'s in-distribution rows."""
+  return "zs" if shares_training(c) and model in c.transfer_models else "indist"
+
+
 def plan(c) -> list[Run]:
   """Every distillation run, in an order where a few-shot run follows its zero-shot source."""
-  runs = [Run("indist", model, seed) for model in c.models for seed in c.seeds]
+  runs = [Run("indist", model, seed) for model in c.models for seed in c.seeds if indist_kind(c, model) == "indist"]
   return runs + [Run(kind, model, seed) for model in c.transfer_models for seed in c.seeds
                  for kind in ("zs", "fs", "scratch")]
 
@@ -81,6 +93,9 @@ def distill_spec(c, run: Run, workdir: str, experts_root: str) -> tuple[str, tup
     overrides += tuple(c.few_shot) + (f"data.episodes_per_env={c.num_demos}",)
   else:
     args["split"] = c.split
+  if run.kind == "zs" and shares_training(c):
+    split = splits.get_split(c.split)
+    overrides += ("eval.envs=" + ",".join(dict.fromkeys(split.test_envs + tuple(c.envs))),)
   if run.kind == "fs":
     args.update(source_workdir=run_workdir(workdir, Run("zs", run.model, run.seed)), num_demos=c.num_demos)
     overrides += tuple(c.few_shot)
@@ -181,7 +196,8 @@ def report(c, workdir: str, experts_root: str, results: dict[Run, list[dict]], t
       dsucc = data_success.get(env)
       d_txt = f"{dsucc[0]:.3f} ({dsucc[1]} ep.)" if dsucc else "-"
       for model in (c.models if kind == "indist" else c.transfer_models):
-        s, r = values(kind, model, env, "success_rate"), values(kind, model, env, "final_over_initial")
+        source = indist_kind(c, model) if kind == "indist" else kind
+        s, r = values(source, model, env, "success_rate"), values(source, model, env, "final_over_initial")
         share = f"{np.mean(s) / dsucc[0]:.2f}" if s and dsucc and dsucc[0] > 0 else "-"
         md.append(f"| {env} | {sel_txt} | {d_txt} | {model} ({len(s)} seeds) | {_mean_std(s)} | {share} | "
                   f"{_mean_std(r)} |")

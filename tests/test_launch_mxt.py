@@ -34,6 +34,7 @@ def recorders(monkeypatch):
     name = os.path.basename(workdir)
     calls["runs"].append((name, config.mode, tuple(train), config.few_shot.source_workdir))
     calls.setdefault("steps", {})[name] = config.train.num_steps
+    calls.setdefault("evaluated", {})[name] = tuple(evaluated)
     calls.setdefault("demos", {})[name] = config.few_shot.num_demos or config.data.episodes_per_env
     rows = [dict(env=e, success_rate=success.setdefault((name, e), float(np.random.default_rng(len(success)).uniform())),
                  final_over_initial=1.0, episodes=config.eval.episodes) for e in evaluated]
@@ -59,11 +60,13 @@ def test_pipeline_plan_resume_and_report(recorders, tmp_path):
   runs = {name: (mode, train, source) for name, mode, train, source in calls["runs"]}
   assert runs["scratch_mxt_transformer_s0"] == ("train", ("ant_touch_3",), "")
   assert calls["demos"]["scratch_mxt_transformer_s0"] == calls["demos"]["fs_mxt_transformer_s0"] == c.num_demos
-  assert len(runs) == (2 + 3) * 2 and calls["experts"] == 1
+  # The quick envs are the split's training envs: the transformer's zero-shot run is its in-distribution run too.
+  assert len(runs) == (1 + 3) * 2 and calls["experts"] == 1
   assert "indist_mxt_mlp_s1" in runs and not any(n.startswith(("zs_mxt_mlp", "fs_mxt_mlp", "scratch_mxt_mlp"))
                                                    for n in runs)
-  assert runs["indist_mxt_transformer_s1"][1] == ("ant_touch_2", "ant_touch_4")
+  assert "indist_mxt_transformer_s1" not in runs and runs["indist_mxt_mlp_s1"][1] == ("ant_touch_2", "ant_touch_4")
   assert runs["zs_mxt_transformer_s0"][1] == ("ant_touch_2", "ant_touch_4")
+  assert calls["evaluated"]["zs_mxt_transformer_s0"] == ("ant_touch_3", "ant_touch_2", "ant_touch_4")
   fs_mode, fs_train, fs_source = runs["fs_mxt_transformer_s1"]
   assert (fs_mode, fs_train) == ("few_shot", ("ant_touch_3",))
   assert fs_source == os.path.join(wd, "runs", "zs_mxt_transformer_s1")
@@ -71,18 +74,29 @@ def test_pipeline_plan_resume_and_report(recorders, tmp_path):
   order = [name for name, *_ in calls["runs"]]
   assert order.index("zs_mxt_transformer_s1") < order.index("fs_mxt_transformer_s1")
 
-  # The report: ant_touch_2 in distribution, the transformer's two seeds.
-  s = [success[(f"indist_mxt_transformer_s{k}", "ant_touch_2")] for k in (0, 1)]
+  # The report: ant_touch_2 in distribution, each model's two seeds (the transformer's from its zero-shot runs).
   md = open(out["report"]["md"]).read()
-  row = [line for line in md.splitlines() if line.startswith("| ant_touch_2 |") and "mxt_transformer" in line][0]
-  assert f"{np.mean(s):.3f} ± {np.std(s):.3f}" in row and f"| {np.mean(s) / 0.4:.2f} |" in row
-  assert "0.400 (64 ep.)" in row and "0.500 (32 ep.)" in row
+  for model, kind in (("mxt_transformer", "zs"), ("mxt_mlp", "indist")):
+    s = [success[(f"{kind}_{model}_s{k}", "ant_touch_2")] for k in (0, 1)]
+    row = [line for line in md.splitlines() if line.startswith("| ant_touch_2 |") and model in line][0]
+    assert f"{np.mean(s):.3f} ± {np.std(s):.3f}" in row and f"| {np.mean(s) / 0.4:.2f} |" in row
+    assert "0.400 (64 ep.)" in row and "0.500 (32 ep.)" in row
   assert os.path.exists(out["report"]["png"]) and os.path.exists(out["report"]["csv"])
 
   # A rerun runs nothing; a changed distillation setting reruns every run.
   assert mxt.run_pipeline(c, wd, log=lambda s: None)["ran"] == []
   c.distill = tuple(c.distill) + ("train.learning_rate=1e-4",)
   assert len(mxt.run_pipeline(c, wd, log=lambda s: None)["ran"]) == len(runs)
+
+
+def test_other_envs_than_the_split_train_their_own_in_distribution_runs(recorders, tmp_path):
+  calls, _ = recorders
+  c = mxt_pipeline.get_config("preset=quick,seeds=0")
+  c.envs = ("ant_touch_2", "ant_touch_3", "ant_touch_4")
+  mxt.run_pipeline(c, str(tmp_path / "mxt"), log=lambda s: None)
+  runs = {name: train for name, _, train, _ in calls["runs"]}
+  assert runs["indist_mxt_transformer_s0"] == c.envs and runs["zs_mxt_transformer_s0"] == ("ant_touch_2", "ant_touch_4")
+  assert calls["evaluated"]["zs_mxt_transformer_s0"] == ("ant_touch_3",)
 
 
 def test_bad_pipeline_configs_are_refused_before_any_work(recorders, tmp_path):
