@@ -64,6 +64,17 @@ the quick settings of then (1.5M steps, entropy cost 1e-2), 2 cores shared with 
   0.28 and 0.66 at 3,072,000 (the selected snapshot: ACCEPTED at the 0.5 threshold); final distance 3.53 m there
   (the misses wander: 4.3-6.5 m at 1.8M-2.8M). The first accepted MxT expert on CPU; success swings between
   snapshots, so 32 episodes and one seed leave its rate uncertain by about ±0.1.
+
+The quick preset as a whole (2026-12-02, seed 0; ant_touch_4 is the run above, copied into the root):
+  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick --workdir=workdirs/experts_quick
+  ant_touch_2: 22.5 min (2 cores shared with distillation probes), selected 2,457,600 steps, deterministic success
+    0.906 (29/32), accepted.
+  ant_touch_3: 25.6 min (shared likewise), success 0-0.06 up to 2.15M steps, then 0.31, 0.31, 0.25; selected
+    2,764,800 at 0.312, REJECTED (threshold 0.5): its success was still rising at the end of the budget.
+  ant_touch_4: 0.656 at 3,072,000, accepted (32 min on idle cores).
+  About 80 min for the three, two of them accepted. The selection is the best of 11 snapshots on the same 32
+  episodes, so it overstates: the same experts collecting 256 fresh episodes (launch.mxt's data) succeed in
+  0.660 / 0.285 / 0.367 of them.
 """
 
 from __future__ import annotations
