@@ -24,7 +24,20 @@ Presets:
          ant_touch_3 expert is one (0.31).
   full   the reference's settings (mxt_experts full: ant reach and touch 2..6; mxt_base full; split ant_reach_zs_5).
          For accelerators; not run here.
-Expected result: see `launch/mxt.py`'s report in the workdir and the README's MxT table (numbers and commands there).
+Measured 2026-12-02, quick, 2 otherwise idle CPU cores, experts cached under workdirs/experts_quick (the first
+command with --experts_root=workdirs/experts_quick; their own measurement is in mxt_experts.py): 41m51s. Deterministic
+success over 32 episodes of 1000 steps per env and seed, mean ± std over seeds 0, 1, 2 (expert data: 256 episodes):
+  in distribution   ant_touch_2: transformer 0.573 ± 0.053, MLP 0.458 ± 0.103 (expert data 0.660)
+                    ant_touch_4: transformer 0.344 ± 0.068, MLP 0.281 ± 0.051 (expert data 0.367)
+  ant_touch_3       zero-shot 0.000 / 0.000, few-shot 0.031 ± 0.026 / 0.010 ± 0.015, the demos from scratch
+                    0.000 / 0.021 ± 0.015 (transformer / MLP; expert data 0.285, the expert rejected at 0.312)
+The transformer keeps 87-94% of the data's success in distribution; nothing transfers to the held-out morphology at
+this budget. With the 2 x 64 transformer of mxt_base's quick preset (the same command at commit 4815cad, where only
+the transformer was transferred): in distribution 0.271 ± 0.208 / 0.156 ± 0.102, zero-shot 0.021 ± 0.015, few-shot
+0.062 ± 0.026, scratch 0.000; a probe of 3 x 128 on the same data (seed 0) reached loss 0.035 at 18000 steps where
+2 x 64 sat at 0.08, hence the quick sizes here. Scratch probes on ant_touch_4 alone (2 x 64, seed 0): trained on
+all 64 collected episodes, successful or not, 0/32 at 4000 and 8000 steps; on the successful ones of 256, 5/32 at
+12000 steps; hence `data.successful_only`.
 """
 
 from __future__ import annotations
