@@ -129,8 +129,7 @@ def all_envs(c) -> tuple[str, ...]:
 
 
 def validate(c) -> None:
-  from gdt.core.cli import check_fields  # noqa: PLC0415
-  check_fields(c, mxt_pipeline.FIELDS, defaults="experiments/configs/mxt_pipeline.py")
+  cli.check_fields(c, mxt_pipeline.FIELDS, defaults="experiments/configs/mxt_pipeline.py")
   try:
     splits.get_split(c.split)
   except KeyError as e:
@@ -184,7 +183,10 @@ def report(c, workdir: str, experts_root: str, results: dict[Run, list[dict]], t
         f"deterministic episodes (runs/*/eval_*.json). Expert: the selected snapshot's deterministic success on its "
         f"selection episodes (expert.json) and the success of the collected expert data (unbiased by the selection). "
         f"Share = method success / expert data success. Few-shot: {c.num_demos} demonstrations per held-out env, "
-        f"fine-tuned from the zero-shot run of the same model and seed, and the same demonstrations from scratch.\n"]
+        f"fine-tuned from the zero-shot run of the same model and seed, and the same demonstrations from scratch."
+        + (f" The in-distribution rows of {', '.join(c.transfer_models)} come from their zero-shot runs (the same "
+           f"training: the envs are the split's training envs), evaluated on both env sets." if shares_training(c)
+           else "") + "\n"]
   bars = {}
   for title, kind, env_names in sections:
     md += [f"\n## {title}\n", "| env | expert (selection) | expert data | method | success | share of expert data | "
@@ -302,7 +304,7 @@ def run_pipeline(c, workdir: str, experts_root: str | None = None, dry_run: bool
   results = {run: rows for run, (cfg, _, _) in configs.items()
              if (rows := finished_rows(cfg, run_workdir(workdir, run))) is not None}
   wall = time.perf_counter() - t0
-  if ran or not report_only:
+  if ran:  # a rerun that finds everything finished keeps the wall time of the one that did the work
     timings["pipeline (last invocation)"] = wall
     atomic_write_bytes(os.path.join(workdir, TIMINGS_FILE), (json.dumps(timings, indent=1) + "\n").encode())
   paths = report(c, workdir, experts_root, results, timings)

@@ -83,8 +83,11 @@ def test_pipeline_plan_resume_and_report(recorders, tmp_path):
     assert "0.400 (64 ep.)" in row and "0.500 (32 ep.)" in row
   assert os.path.exists(out["report"]["png"]) and os.path.exists(out["report"]["csv"])
 
-  # A rerun runs nothing; a changed distillation setting reruns every run.
+  # A rerun runs nothing and keeps the working invocation's wall time; a changed setting reruns every run.
+  timings = json.load(open(os.path.join(wd, mxt.TIMINGS_FILE)))
   assert mxt.run_pipeline(c, wd, log=lambda s: None)["ran"] == []
+  again = json.load(open(os.path.join(wd, mxt.TIMINGS_FILE)))
+  assert again["pipeline (last invocation)"] == timings["pipeline (last invocation)"]
   c.distill = tuple(c.distill) + ("train.learning_rate=1e-4",)
   assert len(mxt.run_pipeline(c, wd, log=lambda s: None)["ran"]) == len(runs)
 
