@@ -75,6 +75,10 @@ The quick preset as a whole (2026-12-02, seed 0; ant_touch_4 is the run above, c
   About 80 min for the three, two of them accepted. The selection is the best of 11 snapshots on the same 32
   episodes, so it overstates: the same experts collecting 256 fresh episodes (launch.mxt's data) succeed in
   0.660 / 0.285 / 0.367 of them.
+  ant_touch_3 with seed=1 (2 otherwise idle cores, 19m51s):
+    python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_3,seed=1 --workdir=workdirs/experts_quick_s1
+  success 0 up to 921k steps, then 0.06, 0.22, 0.31, 0.41, 0.44, 0.41 and 0.562 at 3,072,000: accepted. So seed 0's
+  rejection is the seed, at a budget where success is still rising.
 """
 
 from __future__ import annotations
