@@ -299,7 +299,7 @@ def run_pipeline(c, workdir: str, experts_root: str | None = None, dry_run: bool
         continue
       log(f"[mxt] ({i + 1}/{len(runs)}, {format_seconds(time.perf_counter() - t0)}) {run.name}: "
           f"{command(spec, overrides, run_wd)}")
-      timed(f"run {run.name}", lambda: distill.train_and_evaluate(cfg, run_wd, log=log))
+      timed(f"run {run.name}", functools.partial(distill.train_and_evaluate, cfg, run_wd, log=log))
       ran.append(run.name)
   results = {run: rows for run, (cfg, _, _) in configs.items()
              if (rows := finished_rows(cfg, run_workdir(workdir, run))) is not None}

@@ -169,7 +169,7 @@ def test_training_tokens_drop_only_padding(dataset_dir):
   c = tiny_config(dataset_dir)
   datasets = [data.MxtDataset.load(data.dataset_path(dataset_dir, n)) for n in ENVS]
   layouts = [graph.layout_for_name(n, c.obs_config) for n in ENVS]
-  rendered = [data.render_dataset(ds, lay) for ds, lay in zip(datasets, layouts)]
+  rendered = [data.render_dataset(ds, lay) for ds, lay in zip(datasets, layouts, strict=True)]
   mt = distill.multitask_data(rendered, c.obs_config)
   keep = max(lay.num_tokens for lay in layouts)
   assert keep < graph.MAX_TOKENS and mt.tokens.shape[1] == mt.mask.shape[1] == mt.targets.shape[1] == keep

@@ -24,8 +24,9 @@ Presets:
          ant_touch_3 expert is one (0.31).
   full   the reference's settings (mxt_experts full: ant reach and touch 2..6; mxt_base full; split ant_reach_zs_5).
          For accelerators; not run here.
-Measured 2026-12-02, quick, 2 otherwise idle CPU cores, experts cached under workdirs/experts_quick (the first
-command with --experts_root=workdirs/experts_quick; their own measurement is in mxt_experts.py): 41m51s. Deterministic
+Measured 2026-12-02, quick, 2 otherwise idle CPU cores, experts cached under workdirs/experts_quick (the second
+command above; their own measurement is in mxt_experts.py, where ant_touch_4's expert is a run with the same settings
+trained in another root and copied in): 41m51s. Deterministic
 success over 32 episodes of 1000 steps per env and seed, mean ± std over seeds 0, 1, 2 (expert data: 256 episodes):
   in distribution   ant_touch_2: transformer 0.573 ± 0.053, MLP 0.458 ± 0.103 (expert data 0.660)
                     ant_touch_4: transformer 0.344 ± 0.068, MLP 0.281 ± 0.051 (expert data 0.367)
