@@ -279,17 +279,27 @@ def _load_json(path: str) -> dict | None:
     return json.load(f)
 
 
+def expert_seed(config, env_name: str) -> int:
+  """The seed of `env_name`'s expert: its entry in config.env_seeds ("env:seed"), else config.seed."""
+  for item in config.env_seeds:
+    env, _, seed = item.partition(":")
+    if env == env_name:
+      return int(seed)
+  return int(config.seed)
+
+
 def snapshot_evaluations(env, config, workdir: str, snapshots: list[ppo.Snapshot]) -> list[dict]:
   """Every snapshot's deterministic evaluation, from snapshot_eval.json when it was measured with the same
   settings; only snapshots missing from it are rolled out (one batch)."""
   path = os.path.join(workdir, SNAPSHOT_EVAL_FILE)
-  settings = dict(episodes=int(config.eval_episodes), seed=int(config.seed), episode_length=int(env.episode_length))
+  seed = expert_seed(config, env.name)
+  settings = dict(episodes=int(config.eval_episodes), seed=seed, episode_length=int(env.episode_length))
   cached = _load_json(path)
   by_step = {int(k): v for k, v in cached["steps"].items()} if cached and cached["settings"] == settings else {}
   missing = [s for s in snapshots if s.step not in by_step]
   if missing:
     t0 = time.perf_counter()
-    for e in evaluate_snapshots(env, config.ppo, missing, config.eval_episodes, config.seed):
+    for e in evaluate_snapshots(env, config.ppo, missing, config.eval_episodes, seed):
       by_step[e["step"]] = e
     atomic_write_bytes(path, json.dumps(dict(settings=settings, steps={str(k): by_step[k] for k in sorted(by_step)}),
                                         indent=1).encode())
@@ -303,10 +313,17 @@ def train_expert(env_name: str, config, root: str) -> Expert:
   success rule, selects the best and writes expert.json. Returns the Expert, accepted or not (`load_expert`
   refuses a rejected one). Reruns reuse the snapshots, their evaluations and the selection."""
   workdir = expert_workdir(root, env_name)
+  seed = expert_seed(config, env_name)
+  # The root's config.json lets env_seeds change (an env may be added with its own seed); an env trained with
+  # another seed is refused here rather than resumed as if it were this seed's run.
+  previous = _load_json(os.path.join(workdir, EXPERT_FILE))
+  if previous is not None and previous["seed"] != seed:
+    raise ValueError(f"{workdir}: {env_name}'s expert was trained with seed {previous['seed']}, the config asks for "
+                     f"seed {seed} (config field 'env_seeds' / 'seed'); use another experts root")
   env = envs.make(env_name, config=envs.EnvConfig(backend=config.backend or envs.DEFAULT_BACKEND,
                                                   observation=config.observation))
   train_env = training_env(env, config)  # refuses a shaped reward the task cannot use, before any work
-  snapshots = ppo.train_ppo(train_env, config.ppo, workdir, seed=config.seed,
+  snapshots = ppo.train_ppo(train_env, config.ppo, workdir, seed=seed,
                             episode_length=config.train_episode_length, eval_env=env,
                             wrap_env_fn=wrap_for_training)
   evaluations = snapshot_evaluations(env, config, workdir, snapshots)
@@ -317,7 +334,7 @@ def train_expert(env_name: str, config, root: str) -> Expert:
                 ppo=config_to_dict(config.ppo), shaped_reward=config.shaped_reward,
                 shaping=config_to_dict(config.shaping), train_episode_length=int(config.train_episode_length),
                 backend=env.config.backend, observation=env.config.observation,
-                observation_size=int(env.observation_size), action_size=int(env.action_size), seed=int(config.seed))
+                observation_size=int(env.observation_size), action_size=int(env.action_size), seed=seed)
   path = os.path.join(workdir, EXPERT_FILE)
   if _load_json(path) != record:
     atomic_write_bytes(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
@@ -391,7 +408,7 @@ def train_experts(config, root: str) -> list[dict]:
   returns the table rows. config.json protects a resumed root from another config (envs may be added)."""
   validate_config(config)
   with WorkdirLock(root):
-    prepare_workdir(root, config, allow_changes=("envs",))
+    prepare_workdir(root, config, allow_changes=("envs", "env_seeds"))
     rows = table([train_expert(name, config, root) for name in config.envs])
     text = table_markdown(rows)
     atomic_write_bytes(os.path.join(root, TABLE_FILES[0]), text.encode())

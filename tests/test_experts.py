@@ -259,7 +259,26 @@ def test_train_experts_writes_the_table_and_guards_the_root(trained):
     experts.train_experts(tiny_config(**{"ppo.learning_rate": 1e-3}), root)
 
 
+def test_an_env_seed_reaches_ppo_and_the_evaluation_and_a_root_refuses_another(trained, tmp_path):
+  config, root, expert = trained
+  assert experts.expert_seed(config, ENV) == config.seed == 0
+  with pytest.raises(ValueError, match=f"{ENV}'s expert was trained with seed 0, the config asks for seed 7"):
+    experts.train_expert(ENV, tiny_config(env_seeds=f"{ENV}:7"), root)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(envs, "make", lambda name, backend=None, config=None: PointEnv(name))
+    other = experts.train_expert(ENV, tiny_config(env_seeds=f"ant_touch_3:1,{ENV}:7"), str(tmp_path))
+  assert experts.read_expert_json(other.workdir)["seed"] == 7
+  evaluated = json.load(open(os.path.join(other.workdir, experts.SNAPSHOT_EVAL_FILE)))
+  assert evaluated["settings"]["seed"] == 7
+  # PPO got the seed: its initial params differ from the seed-0 run's.
+  first = [ppo.load_snapshot(s) for s in (ppo.snapshot_path(expert.workdir, 0), ppo.snapshot_path(other.workdir, 0))]
+  a, b = (jax.tree.leaves(f.params[1]) for f in first)
+  assert any(not np.array_equal(x, y) for x, y in zip(a, b, strict=True))  # kernels (the biases start at 0)
+
+
 @pytest.mark.parametrize("override, field", [
+    ({"env_seeds": "ant_touch_3"}, "env_seeds"),
+    ({"env_seeds": "ant_touch_3:1,ant_touch_3:2"}, "env_seeds"),
     ({"envs": "ant_touch_2,ant_tuoch_3"}, "envs"),
     ({"shaped_reward": "speed"}, "shaped_reward"),
     ({"envs": "ant_push_2"}, "shaped_reward"),

@@ -58,7 +58,7 @@ PRESETS = {
         distill=("data.collect_episodes=256", "data.successful_only=true", "train.num_steps=24000",
                  "train.checkpoint_every=4000", "eval.episodes=32", "eval.episode_length=0",
                  "model.embed_dim=128", "model.num_layers=3", "model.mlp_dim=256"),
-        few_shot=("train.num_steps=2000", "train.checkpoint_every=1000", "data.allow_rejected_experts=true"),
+        few_shot=("train.num_steps=2000", "train.checkpoint_every=1000"),
         models=("mxt_transformer", "mxt_mlp"), transfer_models=("mxt_transformer", "mxt_mlp")),
     "full": dict(
         experts="experiments/configs/mxt_experts.py:preset=full",
