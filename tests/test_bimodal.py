@@ -1,4 +1,4 @@
-"""Synthetic bimodal targets from configs, the gdt_bimodal paper experiment's plan and report, and the demo's config."""
+"""Synthetic bimodal targets from configs, and the gdt_bimodal paper experiment's plans (its demo scale is `make demo`) and report."""
 
 import json
 import os
@@ -124,13 +124,14 @@ def test_dataset_without_a_second_task_is_refused_for_mixtures(tmp_path):
 
 def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
   assert "gdt_bimodal" in load_all()
-  for scale, second, preset in (("quick", "cheetah_vel_stand", "quick"), ("quick_no_switch", "cheetah_vel_stand", "quick"),
+  for scale, second, preset in (("demo", "cheetah_vel_stand", "demo"), ("quick", "cheetah_vel_stand", "quick"),
+                                ("quick_no_switch", "cheetah_vel_stand", "quick"),
                                 ("quick_backflip", "cheetah_backflip", "quick"), ("full", "cheetah_backflip", "full")):
     plan = EXPERIMENTS.get("gdt_bimodal").plan(scale)
     env = second.removesuffix("_stand")
-    switching = scale == "quick"
+    switching = scale in ("quick", "demo")
     assert [d.name for d in plan.data] == [f"halfcheetah_{preset}", f"{second}_{preset}_expert"] + (
-        ["halfcheetah_stand_switch_quick"] if switching else [])
+        [f"halfcheetah_stand_switch_{preset}"] if switching else [])
     for run in plan.runs:
       config = driver.run_config(run, 0, str(tmp_path / "data"))
       train.validate_config(config)
@@ -138,35 +139,33 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
       paths = train.dataset_paths(config)[1:]
       assert paths[0] == (env, dataset_path(str(tmp_path / "data" / f"{second}_{preset}_expert"), env, "expert"))
       if switching:
-        assert paths[1:] == [("halfcheetah", dataset_path(str(tmp_path / "data" / "halfcheetah_quick"), "halfcheetah",
-                                                          "medium")),
-                             ("halfcheetah", dataset_path(str(tmp_path / "data" / "halfcheetah_stand_switch_quick"),
+        assert paths[1:] == [("halfcheetah", dataset_path(str(tmp_path / "data" / f"halfcheetah_{preset}"),
+                                                          "halfcheetah", "medium")),
+                             ("halfcheetah", dataset_path(str(tmp_path / "data" / f"halfcheetah_stand_switch_{preset}"),
                                                           "halfcheetah", "switch"))]
       else:
         assert len(paths) == 1
       assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
+      # the demo evaluates the closed-loop schedule only, as its own evaluation; the others open loop + closed loop
+      closed_only = scale == "demo"
+      assert (run.eval_name, config.eval.schedule) == (("closed_loop", "closed_loop") if closed_only else
+                                                       ("open_loop", "open_loop"))
+      assert run.evaluation_names() == (["closed_loop"] if closed_only else ["open_loop", "closed_loop"])
     data = driver.data_config(plan.data[1])
     assert tuple(data.levels) == ("expert",) and data.env == env
     if switching:  # the switch job reads the two runs it hands over between, as sibling data workdirs
       switch = driver.data_config(plan.data[2])
       assert plan.data[2].generator == "behaviour_switch"
-      assert (switch.first, switch.second) == ("halfcheetah@../halfcheetah_quick",
-                                               "cheetah_vel@../cheetah_vel_stand_quick_expert")
-  stand = driver.data_config(gdt_bimodal.stand_job("quick"))
-  assert stand.env_kwargs.target_velocity == 0.0 and stand.ppo.num_timesteps == gdt_bimodal.STAND_QUICK_TIMESTEPS
-  assert stand.policy == "deterministic"
-
-
-def test_demo_configs_validate_and_pair_forward_with_standing_cheetahs():
-  forward, stand = gdt_bimodal.demo_data_configs()
-  for data in (forward, stand):
-    generation.validate_config(data)
-    assert tuple(data.levels) == ("expert",)
-  assert stand.env == "cheetah_vel" and stand.env_kwargs.target_velocity == 0.0
-  for module in (cdt_config, dt_config):
-    config = gdt_bimodal.demo_run_config(module, "workdirs/demo/data", 1500, 4, "closed_loop")
-    train.validate_config(config)
-    assert train.dataset_paths(config)[1][1] == "workdirs/demo/data/datasets/cheetah_vel-expert.npz"
+      assert (switch.first, switch.second) == (f"halfcheetah@../halfcheetah_{preset}",
+                                               f"cheetah_vel@../cheetah_vel_stand_{preset}_expert")
+      # the demo's switching episodes are as many as a level of its data preset
+      assert switch.transitions_per_level == (gdt_bimodal.DEMO_SWITCH_TRANSITIONS if preset == "demo" else 100_000)
+      generation.validate_config(driver.data_config(plan.data[0]))
+  for preset in ("quick", "demo"):
+    stand = driver.data_config(gdt_bimodal.stand_job(preset))
+    assert stand.env_kwargs.target_velocity == 0.0 and stand.ppo.num_timesteps == gdt_bimodal.STAND_QUICK_TIMESTEPS
+    assert stand.policy == "deterministic" and tuple(stand.levels) == ("expert",)
+    generation.validate_config(stand)
 
 
 def fake_result(tmp_path, plan, method: str, seed: int, evaluation: str, mix_w1: dict, achieved_shift: int):
@@ -182,7 +181,11 @@ def fake_result(tmp_path, plan, method: str, seed: int, evaluation: str, mix_w1:
   aggregates = {f"w1_mix{w:g}": v for w, v in mix_w1.items()}
   aggregates.update({"w1_mix": float(np.mean(list(mix_w1.values()))), "w1_task=halfcheetah": 0.1,
                      "w1_task=cheetah_backflip(reference_reward=False,rotation_reward_weight=1.0)": 0.2,
-                     "w1_all": 0.3, "mean_return_all": 1.0, "w1_best": 0.1, "w1_middle": 0.1})
+                     "w1_all": 0.3, "mean_return_all": 1.0, "w1_best": 0.1, "w1_middle": 0.1,
+                     "mean_x_velocity_task=halfcheetah": 2.0 + seed, "target_mean_x_velocity_task=halfcheetah": 3.0,
+                     "mean_x_velocity_task=cheetah_backflip(reference_reward=False,rotation_reward_weight=1.0)": -1.0,
+                     "target_mean_x_velocity_task=cheetah_backflip(reference_reward=False,rotation_reward_weight=1.0)":
+                         -0.5})
   summary = {"targets": [], "aggregates": aggregates, "protocol": {}, "feature": "x_velocity",
              "conditioning": "histogram"}
   return Result(run, seed, evaluation, str(where), summary)
@@ -204,6 +207,11 @@ def test_report_tables_w1_per_weight_and_says_where_cdt_wins_by_more_than_the_se
   assert os.path.getsize(paths["bimodal_open_loop_png"]) > 1000
   with open(paths["results_csv"]) as f:
     assert "w1_mix0.5_mean" in f.readline()
+  # summary.md (what `make demo` prints): the protocol, the same verdicts, and whether the models follow targets
+  summary = open(paths["summary_md"]).read()
+  assert summary.startswith("# GDT bimodal x-velocity targets (quick): CDT vs DT") and "- seeds: 0, 1, 2" in summary
+  assert "| 0.25 | 0.200 ± 0.016 | 0.600 ± 0.016 | +0.400 | 0.016 | yes |" in summary and "at 3 of 4 rows" in summary
+  assert "| CDT | 3.00 ± 0.82 m/s (3.00) | -1.00 ± 0.00 m/s (-0.50) |" in summary  # seeds reach 2, 3, 4 m/s
 
 
 def test_method_histograms_plot_writes_a_png(tmp_path):

@@ -21,6 +21,10 @@ few steps, and neither model produced a bimodal episode. CDT reads its histogram
 CDT ignore it at this budget (below).
 
 Scales:
+  demo             the quick pair on the demo data preset (forward expert and medium, standing cheetahs with the
+                   same small PPO budget, 50 switching episodes), the same model, 3000 steps, 2 best + 1 middle
+                   held-out targets per task, 4 episodes per target, seeds 0-2, the closed-loop schedule only; the
+                   report's summary.md holds the verdict tables. Does not show the effect (Measured).
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, 3 best +
                    2 middle held-out targets per task, 4 episodes per target, seeds 0-2.
   quick_reverse    the same with a backward-running cheetah (cheetah_vel at -1.5 m/s, 614,400 PPO steps) as the
@@ -51,6 +55,14 @@ CDT with the reference's probability input (the same command at commit d076c1b):
 run of that config, not a scale here) got 0.469 (open loop), so it learns to read the probabilities, 3x slower at
 least.
 
+`demo`, measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
+--workdir=workdirs/demo_probe --data_root=workdirs/demo_probe/data`, 29m34s from nothing on 2 cores shared with a
+PPO job, so roughly half that alone: data 12m14s, each method ~8.5 min; forward expert return 954.0 at 1.14 m/s,
+medium 497.8, standing -33.3), closed loop, w = 0.25 / 0.5 / 0.75 / all: CDT 0.685 ± 0.369 / 0.255 ± 0.048 /
+0.275 ± 0.083 / 0.405 ± 0.165, DT 0.191 ± 0.026 / 0.333 ± 0.066 / 0.198 ± 0.013 / 0.241 ± 0.031. DT is ahead: at 3000
+steps CDT does not follow its target when asked to stand (0.52 ± 0.20 m/s on the standing targets, DT 0.08 ± 0.04),
+so this scale checks the experiment end to end but cannot replace `make demo`.
+
 `quick_reverse`, measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 otherwise idle cores, 5 min of it the backward PPO run and its data: mode return -458,
 x-velocity -1.31 m/s), closed loop, w = 0.25 / 0.5 / 0.75 / all: CDT 0.498 ± 0.098 / 1.245 ± 0.052 / 0.616 ± 0.004 /
@@ -80,10 +92,8 @@ import os
 
 import numpy as np
 
-from experiments.configs import data as data_configs
 from experiments.paper import EXPERIMENTS, DataJob, Evaluation, Experiment, Plan, RunJob, common
 from experiments.paper.gdt_smm import data_job
-from gdt.core.config import apply_overrides
 
 FORWARD, BACKFLIP, STAND_ENV = "halfcheetah", "cheetah_backflip", "cheetah_vel"
 WEIGHTS = (0.25, 0.5, 0.75)  # of the forward part
@@ -142,6 +152,9 @@ def back_job(preset: str) -> DataJob:
                  + budget)
 
 
+DEMO_SWITCH_TRANSITIONS = 50_000  # the demo data preset's transitions per level
+
+
 def switch_job(preset: str, second: DataJob) -> DataJob:
   """Episodes that hand over from the forward expert to `second`'s (or the reverse) at a uniformly random step
   (`gdt.data.switching`): the only trajectories whose x-velocity has both modes."""
@@ -149,15 +162,17 @@ def switch_job(preset: str, second: DataJob) -> DataJob:
   tag = second.name.split("_")[2]  # cheetah_vel_<tag>_<preset>_expert
   return DataJob(f"{FORWARD}_{tag}_switch_{preset}",
                  f"experiments/configs/switch_data.py:first={FORWARD}@../{forward.name},"
-                 f"second={second_env(second)}@../{second.name}", generator="behaviour_switch")
+                 f"second={second_env(second)}@../{second.name}"
+                 + (f",transitions={DEMO_SWITCH_TRANSITIONS}" if preset == "demo" else ""), generator="behaviour_switch")
 
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
                  model: str, switching: bool = False, others: tuple[tuple[DataJob, str], ...] = (),
-                 histogram_input: str = "probability") -> Plan:
+                 histogram_input: str = "probability", closed_loop_only: bool = False) -> Plan:
   """Forward + `second` (the mixtures' two parts); `switching`: plus the episodes switching between them
   (`switch_job`); `others`: (data job, level) of further training data; `histogram_input`: CDT's
-  `model.histogram_input`."""
+  `model.histogram_input`; `closed_loop_only`: evaluate the closed-loop schedule only (else open loop, then closed
+  loop as an extra evaluation)."""
   forward = data_job(FORWARD, preset)
   env = second_env(second)
   # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
@@ -174,10 +189,15 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
       "extra_datasets=" + ",".join(extra),
       "eval.synthetic=mixture", "eval.mixture_weights=" + ",".join(map(str, WEIGHTS)), "eval.score_features=")
   own = {"CDT": (f"model.histogram_input={histogram_input}",), "DT": ()}
+  if closed_loop_only:
+    shared += CLOSED_LOOP.overrides
+    evaluations = dict(eval_name=CLOSED_LOOP.name, evaluations=())
+  else:
+    evaluations = dict(eval_name="open_loop", evaluations=(CLOSED_LOOP,))
   runs = tuple(RunJob(
       name=f"bimodal_{config}",
       config=f"experiments/configs/{config}.py:env={FORWARD},dataset=expert,feature=x_velocity,steps={steps}",
-      overrides=shared + own[method], seeds=SEEDS, data=forward.name, eval_name="open_loop", evaluations=(CLOSED_LOOP,),
+      overrides=shared + own[method], seeds=SEEDS, data=forward.name, **evaluations,
       tags=common.run_tags(method=method)) for method, config in METHODS.items())
   data_line = (f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
                f"{', '.join(second.overrides)})")
@@ -193,8 +213,9 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
               ("episodes per target", str(episodes)),
               ("checkpoint", f"the last one, step {steps}"),
               ("model", f"{model}; CDT's histogram input: {histogram_input}"),
-              ("schedules", "open_loop (trajectory targets: their own z_t at step t; mixtures: CDT p* at every step, "
-                            "DT the expected future sum); closed_loop (updated from what was achieved)"),
+              ("schedules", ("" if closed_loop_only else
+                             "open_loop (trajectory targets: their own z_t at step t; mixtures: CDT p* at every step, "
+                             "DT the expected future sum); ") + "closed_loop (updated from what was achieved)"),
               ("metric", "W1 between the target's 30-bin x-velocity histogram and the pooled rollout steps', bins "
                          "over the training trajectories of every task"))
   return Plan(data=data, runs=runs, protocol=protocol)
@@ -207,6 +228,18 @@ def quick() -> Plan:
   """Forward + standing cheetahs, their switching episodes and forward medium (module docstring)."""
   return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL,
                       switching=True, others=((data_job(FORWARD, "quick"), "medium"),), histogram_input="density")
+
+
+# `make demo`: the quick pair and switching episodes on the demo data preset, the closed-loop schedule only, fewer
+# steps and targets (module docstring, "demo").
+DEMO_STEPS = 3000
+DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1")
+
+
+def demo() -> Plan:
+  return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, DEMO, 4, "2 best + 1 middle", QUICK_MODEL,
+                      switching=True, others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="density",
+                      closed_loop_only=True)
 
 
 def quick_reverse() -> Plan:
@@ -313,70 +346,52 @@ def bimodal_figure(path: str, results, evaluation: str, pair: int = 0) -> bool:
   return True
 
 
+def follow_table(cell_list, evaluation: str) -> str:
+  """Whether each model follows its conditioning at all: the mean x-velocity of its rollouts on each task's held-out
+  targets beside the targets' own (mean ± std over seeds)."""
+  lines = ["| method | forward targets: achieved (target) | second task's targets: achieved (target) |",
+           "|---|---|---|"]
+  for c in (c for c in cell_list if c.tags["evaluation"] == evaluation):
+    cells = []
+    for part in ("forward", "second_task"):
+      (am, asd), (tm, _) = c.mean_std(f"x_velocity_{part}_targets"), c.mean_std(f"target_x_velocity_{part}_targets")
+      cells.append(f"{am:.2f} ± {asd:.2f} m/s ({tm:.2f})")
+    lines.append(f"| {c.tags['method']} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def report(plan, results, report_dir, scale):
-  paths = dict(common.standard_report(plan, results, report_dir, scale,
-                                      title=f"GDT bimodal x-velocity targets ({scale})", rows=("method",),
+  """The standard report plus, per evaluation, the W1 per mixture weight with CDT-below-DT verdicts and the
+  target-vs-achieved figure; summary.md holds the protocol, those tables and whether the models follow their
+  targets (what `make demo` prints)."""
+  title = f"GDT bimodal x-velocity targets ({scale})"
+  paths = dict(common.standard_report(plan, results, report_dir, scale, title=title, rows=("method",),
                                       columns=("evaluation",), metrics=METRICS, histogram_feature=lambda r: None))
   cell_list = common.cells(results, METRICS)
   with open(paths["report_md"]) as f:
     text = [f.read()]
+  expected = sum(len(r.seeds) * len(r.evaluation_names()) for r in plan.runs)
+  summary = [common.protocol_header(title + ": CDT vs DT", plan, scale, cell_list, expected)]
   for evaluation in dict.fromkeys(c.tags["evaluation"] for c in cell_list):
     table, verdicts = weight_table(cell_list, evaluation)
-    text.append(f"\n## Mixture targets, {evaluation}: W1 per weight, CDT vs DT\n\n{table}\nCDT's W1 is below DT's by "
-                f"more than the seed std at {sum(verdicts)} of {len(verdicts)} rows.\n")
+    section = (f"\n## Mixture targets, {evaluation}: W1 per weight, CDT vs DT\n\n{table}\nCDT's W1 is below DT's by "
+               f"more than the seed std at {sum(verdicts)} of {len(verdicts)} rows.\n")
+    text.append(section)
+    summary += [section, f"\n### Held-out targets, {evaluation}: mean x-velocity achieved (target's)\n\n"
+                         f"{follow_table(cell_list, evaluation)}"]
     figure = os.path.join(report_dir, f"bimodal_{evaluation}.png")
     if bimodal_figure(figure, results, evaluation):
       paths[f"bimodal_{evaluation}_png"] = figure
       text.append(f"\n![bimodal {evaluation}](bimodal_{evaluation}.png)\n")
+      summary.append(f"\nFigure (target vs achieved x-velocity histograms, first seed): {figure}\n")
+  summary.append(f"Every metric: {paths['report_md']}\n")
   common.atomic_write_bytes(paths["report_md"], "".join(text).encode())
+  paths["summary_md"] = os.path.join(report_dir, "summary.md")
+  common.atomic_write_bytes(paths["summary_md"], "".join(summary).encode())
   return paths
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The demo's (experiments/demo.py) pieces: the quick pair at the demo preset, one data workdir for both envs.
-
-
-def demo_data_configs():
-  """The demo preset's expert level of the forward cheetah and of the standing one (gdt_bimodal's quick pair)."""
-  forward = data_configs.get_config(f"env={FORWARD},preset=demo")
-  forward.levels = ("expert",)
-  stand = apply_overrides(data_configs.get_config(f"env={STAND_ENV},preset=demo"), stand_overrides("demo"))
-  return forward, stand
-
-
-def demo_run_config(module, data_dir: str, steps: int, episodes: int, schedule: str):
-  """The config `module` (experiments.configs.cdt / dt) on forward + standing-cheetah data in `data_dir`, shrunk to
-  fit a few CPU minutes."""
-  config = module.get_config(f"env={FORWARD},dataset=expert,feature=x_velocity,data_dir={data_dir},steps={steps}")
-  config.extra_datasets = (f"{STAND_ENV}:expert",)
-  config.model.update(embed_dim=64, num_layers=2, num_heads=1)
-  config.train.update(batch_size=32, steps_per_call=250, warmup_steps=min(1000, steps // 5), learning_rate=3e-4,
-                      checkpoint_every=steps)
-  config.eval.update(episodes_per_target=episodes, score_features=(), best_k=2, middle_k=2, schedule=schedule,
-                     synthetic="mixture", mixture_weights=WEIGHTS)
-  return config
-
-
-def demo_table(aggregates: dict[str, list[dict]]) -> str:
-  """Rows: each mixture weight, all mixtures, each task's held-out targets; columns: each method's W1 mean ± std
-  over seeds; last column: whether CDT's W1 is below DT's by more than the larger seed std."""
-  methods = list(aggregates)
-  keys = [(f"mixture w={w:g} forward", f"w1_mix{w:g}") for w in WEIGHTS] + [("all mixtures", "w1_mix")]
-  first = aggregates[methods[0]][0]
-  keys += [(f"held-out {k[len('w1_task='):]}", k) for k in first if k.startswith("w1_task=")]
-  lines = ["| targets | " + " | ".join(f"{m.upper()} W1" for m in methods) + " | CDT below DT by > seed std |",
-           "|---|" + "---|" * (len(methods) + 1)]
-  for label, key in keys:
-    stats = {m: (np.mean([a[key] for a in aggs]), np.std([a[key] for a in aggs])) for m, aggs in aggregates.items()}
-    verdict = "-"
-    if "cdt" in stats and "dt" in stats:
-      (cm, cs), (dm, ds) = stats["cdt"], stats["dt"]
-      verdict = "yes" if dm - cm > max(cs, ds) else "no"
-    lines.append(f"| {label} | " + " | ".join(f"{mu:.3f} ± {sd:.3f}" for mu, sd in stats.values()) + f" | {verdict} |")
-  return "\n".join(lines) + "\n"
 
 
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"quick": quick, "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))
+    {"demo": demo, "quick": quick, "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))
