@@ -193,8 +193,8 @@ def report(c, workdir: str, experts_root: str, results: dict[Run, list[dict]], t
            "final / initial distance |", "|---|---|---|---|---|---|---|"]
     for env in env_names:
       sel = expert_rows.get(env)
-      sel_txt = (f"{sel['success']:.3f} ({sel['episodes']} ep.{'' if sel.get('accepted', True) else ', rejected'})"
-                 if sel else "-")
+      sel_txt = (f"{sel['success']:.3f} ({sel['episodes']} ep., seed {sel.get('seed', '?')}"
+                 f"{'' if sel.get('accepted', True) else ', rejected'})" if sel else "-")
       dsucc = data_success.get(env)
       d_txt = f"{dsucc[0]:.3f} ({dsucc[1]} ep.)" if dsucc else "-"
       for model in (c.models if kind == "indist" else c.transfer_models):

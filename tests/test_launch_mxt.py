@@ -25,7 +25,7 @@ def recorders(monkeypatch):
       wd = experts.expert_workdir(root, env)
       os.makedirs(wd, exist_ok=True)
       with open(os.path.join(wd, experts.EXPERT_FILE), "w") as f:
-        json.dump(dict(env=env, success=0.5, episodes=32), f)
+        json.dump(dict(env=env, success=0.5, episodes=32, seed=experts.expert_seed(config, env)), f)
     return []
 
   def fake_run(config, workdir, log=print):
@@ -80,7 +80,10 @@ def test_pipeline_plan_resume_and_report(recorders, tmp_path):
     s = [success[(f"{kind}_{model}_s{k}", "ant_touch_2")] for k in (0, 1)]
     row = [line for line in md.splitlines() if line.startswith("| ant_touch_2 |") and model in line][0]
     assert f"{np.mean(s):.3f} ± {np.std(s):.3f}" in row and f"| {np.mean(s) / 0.4:.2f} |" in row
-    assert "0.400 (64 ep.)" in row and "0.500 (32 ep.)" in row
+    assert "0.400 (64 ep.)" in row and "0.500 (32 ep., seed 0)" in row
+  # the held-out env's expert is the quick preset's seed-1 one (mxt_experts env_seeds)
+  held_out_rows = [line for line in md.splitlines() if line.startswith("| ant_touch_3 |")]
+  assert held_out_rows and all("(32 ep., seed 1)" in line for line in held_out_rows)
   assert os.path.exists(out["report"]["png"]) and os.path.exists(out["report"]["csv"])
 
   # A rerun runs nothing and keeps the working invocation's wall time; a changed setting reruns every run.

@@ -17,7 +17,8 @@ Presets:
   quick  ant_touch_{2,3,4}: 3M env steps each with small PPO batches (64 envs, 8 minibatches of 64 x 20 steps,
          4 epochs, normalised advantages), entropy cost 1e-3 (the reference's 1e-2 kept the deterministic policy from
          reaching the ball at this budget; see Measured), 500-step training episodes, 10 snapshots + the initial
-         one, 32 deterministic 1000-step episodes per snapshot. Meant for 2 CPU cores (~30 min per env).
+         one, 32 deterministic 1000-step episodes per snapshot, ant_touch_3 with seed 1 (`env_seeds`: with seed 0
+         it ended below the threshold, see Measured). Meant for 2 CPU cores (~20-30 min per env).
   full   the reference settings (mxt_reference 5.1: 1e8 env steps, 2048 envs, batch 1024 x 32 minibatches, unroll 5,
          4 epochs, discount 0.97, lr 3e-4, entropy 1e-2, (256, 256) nets, no advantage normalisation, value loss
          0.25 mean err^2, 21 evaluations) on ant reach and touch with 2..6 legs, the reference's 1000-step episodes
@@ -66,8 +67,9 @@ the quick settings of then (1.5M steps, entropy cost 1e-2), 2 cores shared with 
   (the misses wander: 4.3-6.5 m at 1.8M-2.8M). The first accepted MxT expert on CPU; success swings between
   snapshots, so 32 episodes and one seed leave its rate uncertain by about ±0.1.
 
-The quick preset as a whole (2026-12-02, seed 0; ant_touch_4 is the run above, copied into the root):
-  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick --workdir=workdirs/experts_quick
+The quick preset as a whole before it had env_seeds (2026-12-02, seed 0 for every env; ant_touch_4 is the run above,
+copied into the root):
+  python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,env_seeds=none --workdir=workdirs/experts_quick
   ant_touch_2: 22.5 min (2 cores shared with distillation probes), selected 2,457,600 steps, deterministic success
     0.906 (29/32), accepted.
   ant_touch_3: 25.6 min (shared likewise), success 0-0.06 up to 2.15M steps, then 0.31, 0.31, 0.25; selected

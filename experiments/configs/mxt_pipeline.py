@@ -12,16 +12,14 @@ own entry point plus overrides, so every run of the pipeline can also be rerun a
 prints.
 
 Presets:
-  quick  experts: mxt_experts.py:preset=quick (ant_touch_2/3/4). Distillation: the transformer with 3 layers, width
+  quick  experts: mxt_experts.py:preset=quick (ant_touch_2/3/4, ant_touch_3 with seed 1). Distillation: the transformer with 3 layers, width
          128, FF 256, 2 heads (mxt_base's quick 2 x 64 fitted the data worse: see Measured), the MLP 2 x 256;
          256 expert episodes collected per env and only the successful ones trained on,
          24000 steps of batch 64, 32 evaluation episodes of 1000 steps per env; the transformer and the MLP in
-         distribution on ant_touch_2 and ant_touch_4 (the accepted experts); both zero-shot on
+         distribution on ant_touch_2 and ant_touch_4; both zero-shot on
          `ant_touch_small_zs_3` (train on 2 and 4 legs, hold out 3), then few-shot on ant_touch_3 from that
          checkpoint with 4 successful demonstrations and 2000 fine-tuning steps, and the same demonstrations and
-         steps from a random init. The demonstrations may come from an expert below the acceptance threshold
-         (`data.allow_rejected_experts` in the few-shot runs: only successful episodes are kept); the quick
-         ant_touch_3 expert is one (0.31).
+         steps from a random init.
   full   the reference's settings (mxt_experts full: ant reach and touch 2..6; mxt_base full; split ant_reach_zs_5).
          For accelerators; not run here.
 Measured 2026-12-02, quick, 2 otherwise idle CPU cores, experts cached under workdirs/experts_quick (the second
