@@ -82,6 +82,12 @@ copied into the root):
     python -m experiments.train_experts --config=experiments/configs/mxt_experts.py:preset=quick,envs=ant_touch_3,seed=1 --workdir=workdirs/experts_quick_s1
   success 0 up to 921k steps, then 0.06, 0.22, 0.31, 0.41, 0.44, 0.41 and 0.562 at 3,072,000: accepted. So seed 0's
   rejection is the seed, at a budget where success is still rising.
+The quick preset with env_seeds (ant_touch_3 seed 1), trained by `launch.mxt` in its own root (2026-12-02, commit
+d5f4e58; `python -m launch.mxt --config=experiments/configs/mxt_pipeline.py:preset=quick --workdir=workdirs/mxt_quick`):
+  ant_touch_2 0.906 at 2,457,600, ant_touch_3 0.562 at 3,072,000, ant_touch_4 0.656 at 3,072,000, all accepted, the
+  same snapshots and rates as the separate runs above (PPO and the evaluation are deterministic on one machine).
+  1h49m for the three on 2 cores that my other jobs shared for about 45 min of it; the separate runs on idle or
+  lightly shared cores add up to about 75 min (22.5 + 19.9 + 32).
 """
 
 from __future__ import annotations
