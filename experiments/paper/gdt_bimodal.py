@@ -230,7 +230,7 @@ def quick() -> Plan:
                       switching=True, others=((data_job(FORWARD, "quick"), "medium"),), histogram_input="density")
 
 
-# `make demo`: the quick pair and switching episodes on the demo data preset, the closed-loop schedule only, fewer
+# The demo scale: the quick pair and switching episodes on the demo data preset, the closed-loop schedule only, fewer
 # steps and targets (module docstring, "demo").
 DEMO_STEPS = 3000
 DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1")
@@ -363,7 +363,7 @@ def follow_table(cell_list, evaluation: str) -> str:
 def report(plan, results, report_dir, scale):
   """The standard report plus, per evaluation, the W1 per mixture weight with CDT-below-DT verdicts and the
   target-vs-achieved figure; summary.md holds the protocol, those tables and whether the models follow their
-  targets (what `make demo` prints)."""
+  targets."""
   title = f"GDT bimodal x-velocity targets ({scale})"
   paths = dict(common.standard_report(plan, results, report_dir, scale, title=title, rows=("method",),
                                       columns=("evaluation",), metrics=METRICS, histogram_feature=lambda r: None))
