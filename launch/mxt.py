@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import json
 import os
+import shlex
 import time
 from typing import Callable, Sequence
 
@@ -103,9 +104,18 @@ def distill_spec(c, run: Run, workdir: str, experts_root: str) -> tuple[str, tup
   return spec, overrides
 
 
-def command(spec: str, overrides: Sequence[str], workdir: str) -> str:
-  return (f"python -m experiments.train_mxt --config={spec} " + " ".join(f"--config.{o}" for o in overrides)
-          + f" --workdir={workdir}")
+def command(spec: str, overrides: Sequence[str], workdir: str, config) -> str:
+  """The shell command that reruns one run alone. Each overridden field is printed once, with its final value from
+  `config` in the form ml_collections' --config.<key> flags parse: a tuple as a Python literal (its comma-separated
+  override text would become a single item there)."""
+  flags_ = []
+  for key in dict.fromkeys(o.partition("=")[0].strip() for o in overrides):
+    value = functools.reduce(lambda node, part: node[part], key.split("."), config)
+    text = repr(tuple(value)) if isinstance(value, (tuple, list)) else str(value).lower() if isinstance(
+        value, bool) else str(value)
+    flags_.append(shlex.quote(f"--config.{key}={text}"))
+  return " ".join(["python -m experiments.train_mxt", shlex.quote(f"--config={spec}"), *flags_,
+                   shlex.quote(f"--workdir={workdir}")])
 
 
 def eval_path(run_wd: str, mode: str) -> str:
@@ -298,7 +308,7 @@ def run_pipeline(c, workdir: str, experts_root: str | None = None, dry_run: bool
       if finished_rows(cfg, run_wd) is not None:
         continue
       log(f"[mxt] ({i + 1}/{len(runs)}, {format_seconds(time.perf_counter() - t0)}) {run.name}: "
-          f"{command(spec, overrides, run_wd)}")
+          f"{command(spec, overrides, run_wd, cfg)}")
       timed(f"run {run.name}", functools.partial(distill.train_and_evaluate, cfg, run_wd, log=log))
       ran.append(run.name)
   results = {run: rows for run, (cfg, _, _) in configs.items()

@@ -118,3 +118,30 @@ def test_bad_pipeline_configs_are_refused_before_any_work(recorders, tmp_path):
   with pytest.raises(ValueError, match="preset"):
     mxt_pipeline.get_config("preset=huge")
   assert calls["experts"] == 0 and calls["runs"] == [] and not os.path.exists(tmp_path / "b")
+
+
+def test_the_printed_command_reruns_each_run_with_its_config(recorders, tmp_path, monkeypatch):
+  """Every run's printed `experiments.train_mxt` command, parsed by the entry point's own flags, gives that run's
+  config (the zero-shot runs override a tuple, eval.envs, and the few-shot runs a field twice)."""
+  import shlex
+
+  from absl import flags as absl_flags
+  from ml_collections import config_flags
+
+  logged = []
+  c = mxt_pipeline.get_config("preset=quick,seeds=0")
+  mxt.run_pipeline(c, str(tmp_path / "mxt"), log=logged.append)
+  commands = {line.split(": ", 1)[0].split()[-1]: line.split(": ", 1)[1] for line in logged
+              if "python -m experiments.train_mxt" in line}
+  assert set(commands) == {run.name for run in mxt.plan(c)}
+  monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(mxt.__file__))))
+  for run in mxt.plan(c):
+    argv = shlex.split(commands[run.name])
+    assert argv[:3] == ["python", "-m", "experiments.train_mxt"]
+    fv = absl_flags.FlagValues()
+    parsed = config_flags.DEFINE_config_file("config", flag_values=fv, sys_argv=["train_mxt"] + argv[3:])
+    absl_flags.DEFINE_string("workdir", None, "", flag_values=fv)
+    fv(["train_mxt"] + argv[3:])
+    spec, overrides = mxt.distill_spec(c, run, str(tmp_path / "mxt"), str(tmp_path / "mxt" / "experts"))
+    assert mxt.config_to_dict(parsed.value) == mxt.config_to_dict(mxt.load_config(spec, overrides)), run.name
+    assert fv["workdir"].value == mxt.run_workdir(str(tmp_path / "mxt"), run)
