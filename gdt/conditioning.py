@@ -74,13 +74,16 @@ class Conditioning:
   reads_demo: bool = False
 
 
-# model.histogram_input -> the factor CDT's histogram z_t [B bins] is multiplied by before its Dense embedding, as a
-# function of B. 'probability': as the reference (rows sum to 1, so a spread histogram's entries are ~1/B and, under
-# Adam, the embedding moves B times slower than DT's O(1) scaled return); 'density': times B (a uniform histogram
-# is all ones), what gdt_bimodal uses (experiments/paper/gdt_bimodal.py measures the difference).
-HISTOGRAM_INPUTS: Registry[Callable[[int], float]] = Registry("histogram input")
-HISTOGRAM_INPUTS.register("probability", lambda num_bins: 1.0)
-HISTOGRAM_INPUTS.register("density", lambda num_bins: float(num_bins))
+# model.histogram_input -> what CDT's Dense embedding reads of its histogram z_t [..., B bins] (rows sum to 1).
+# 'probability': z_t as is, the reference's (a spread histogram's entries are ~1/B, so under Adam the embedding moves
+# B times slower than DT's O(1) scaled return); 'density': B x z_t (a uniform histogram is all ones); 'cdf': the
+# cumulative sum over bins, whose L1 distance between two targets is their W1 over the bin width, so targets that
+# are close in the metric CDT is scored by are close in its input (one bin's shift leaves a density input
+# orthogonal). experiments/paper/gdt_bimodal.py measures them.
+HISTOGRAM_INPUTS: Registry[Callable[[jax.Array], jax.Array]] = Registry("histogram input")
+HISTOGRAM_INPUTS.register("probability", lambda z: z)
+HISTOGRAM_INPUTS.register("density", lambda z: z * z.shape[-1])
+HISTOGRAM_INPUTS.register("cdf", lambda z: jnp.cumsum(z, axis=-1))
 
 CONDITIONINGS: Registry[Conditioning] = Registry("conditioning")
 CONDITIONINGS.register("rtg", Conditioning(  # DT: future sum of the feature / rtg_scale
@@ -91,7 +94,7 @@ CONDITIONINGS.register("rtg", Conditioning(  # DT: future sum of the feature / r
 CONDITIONINGS.register("histogram", Conditioning(  # CDT: normalised histogram of the future feature
     aggregator=hindsight.histogram_aggregator, cond_dim=lambda b: b,
     embedder=lambda p: embedders.DenseConditioning("histogram", p.cond_dim, p.embed_dim,
-                                                   HISTOGRAM_INPUTS.get(p.histogram_input)(p.cond_dim),
+                                                   HISTOGRAM_INPUTS.get(p.histogram_input),
                                                    name="cond_embed"),
     closed_loop=lambda s: closed_loop_histogram(s.histogram, s.length, s.counts),
     synthetic=lambda p, mean, left, scale: np.broadcast_to(p[:, None, :], (p.shape[0], left.shape[0], p.shape[1]))))

@@ -315,15 +315,22 @@ def test_bf16_matmul_rounds_inputs_only_forward_and_backward():
     bf16_dot_general(x, w, (((1,), (0,)), ((), ())))
 
 
-def test_density_histogram_input_is_the_probability_input_times_the_bin_count():
-  """model.histogram_input='density' feeds CDT's embedding B x the histogram (same params); 'probability' (the
-  reference) feeds it as is; DT's scalar is untouched by the option."""
+def test_histogram_inputs_density_and_cdf_transform_the_probability_input():
+  """model.histogram_input='density' feeds CDT's embedding B x the histogram (same params), 'cdf' its cumulative sum;
+  'probability' (the reference) feeds it as is; DT's scalar is untouched by the option."""
   _, params, apply = _policy("histogram")
   cond, states, actions, timesteps, mask = _inputs("histogram")
   density = GDTPolicy(S, A, "histogram", COND_DIM["histogram"], bdt_unflipped_like_reference=False,
                       histogram_input="density", **TINY)
   got = density.apply(params, cond, states, actions, timesteps, mask, deterministic=True)
   np.testing.assert_allclose(got, apply(params, cond * COND_DIM["histogram"], states, actions, timesteps, mask,
+                                        deterministic=True), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(got, apply(params, cond, states, actions, timesteps, mask, deterministic=True), atol=1e-4)
+  # 'cdf' feeds the cumulative histogram over the bins
+  cdf = GDTPolicy(S, A, "histogram", COND_DIM["histogram"], bdt_unflipped_like_reference=False,
+                  histogram_input="cdf", **TINY)
+  got = cdf.apply(params, cond, states, actions, timesteps, mask, deterministic=True)
+  np.testing.assert_allclose(got, apply(params, jnp.cumsum(cond, axis=-1), states, actions, timesteps, mask,
                                         deterministic=True), rtol=1e-5, atol=1e-6)
   assert not np.allclose(got, apply(params, cond, states, actions, timesteps, mask, deterministic=True), atol=1e-4)
   _, rtg_params, rtg_apply = _policy("rtg")

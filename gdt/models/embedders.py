@@ -11,7 +11,7 @@ U(+-1/sqrt(fan_in)), Embedding N(0, 1)), with zero biases; the trunk is N(0, 0.0
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -68,13 +68,13 @@ class AntiCausalEncoder(nn.Module):
 
 
 class DenseConditioning(nn.Module):
-  """cond [B, K, cond_dim] x input_scale -> Dense -> [B, K, H] (DT: scaled RTG, cond_dim 1; CDT: histogram,
-  cond_dim B, input_scale from `model.histogram_input`)."""
+  """input_fn(cond [B, K, cond_dim]) -> Dense -> [B, K, H] (DT: scaled RTG, cond_dim 1; CDT: histogram, cond_dim B,
+  input_fn from `model.histogram_input`)."""
 
   kind: str
   cond_dim: int
   embed_dim: int
-  input_scale: float = 1.0
+  input_fn: Callable[[jax.Array], jax.Array] = lambda z: z
 
   @nn.compact
   def __call__(self, cond, states, timesteps, mask, deterministic):
@@ -87,7 +87,7 @@ class DenseConditioning(nn.Module):
       raise ValueError(f"{self.kind!r} conditioning: cond last dim {shape[2]} != cond_dim {self.cond_dim}")
     if shape != expected:
       raise ValueError(f"{self.kind!r} conditioning expects cond [B, K, cond_dim] = {expected}, got {shape}")
-    return dense(self.embed_dim, "embed")(jnp.asarray(cond, jnp.float32) * self.input_scale)
+    return dense(self.embed_dim, "embed")(self.input_fn(jnp.asarray(cond, jnp.float32)))
 
 
 class ConstantConditioning(nn.Module):

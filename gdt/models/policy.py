@@ -43,7 +43,7 @@ class GDTPolicy(nn.Module):
   encoder_horizon: int
   bdt_unflipped_like_reference: bool
   matmul_dtype: str = "float32"  # the trunk's Dense matmul inputs (gdt.core.transformer.MATMULS)
-  histogram_input: str = "probability"  # CDT's z_t scale (gdt.conditioning.HISTOGRAM_INPUTS)
+  histogram_input: str = "probability"  # what CDT embeds of z_t (gdt.conditioning.HISTOGRAM_INPUTS)
 
   @nn.compact
   def __call__(self, cond, states, actions, timesteps, mask, *, deterministic: bool) -> jax.Array:
