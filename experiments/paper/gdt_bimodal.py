@@ -23,8 +23,9 @@ CDT ignore it at this budget (below).
 Scales:
   demo             the quick pair on the demo data preset (forward expert and medium, standing cheetahs with the
                    same small PPO budget, 50 switching episodes), the same model, 3000 steps, 2 best + 1 middle
-                   held-out targets per task, 4 episodes per target, seeds 0-2, the closed-loop schedule only; the
-                   report's summary.md holds the verdict tables. Does not show the effect (Measured).
+                   held-out targets per task, 4 episodes per target, seeds 0-2, the closed-loop schedule only, CDT's
+                   histogram as its cumulative sum (`model.histogram_input=cdf`); the report's summary.md holds the
+                   verdict tables. Does not show the effect (Measured).
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, 3 best +
                    2 middle held-out targets per task, 4 episodes per target, seeds 0-2.
   quick_reverse    the same with a backward-running cheetah (cheetah_vel at -1.5 m/s, 614,400 PPO steps) as the
@@ -55,13 +56,21 @@ CDT with the reference's probability input (the same command at commit d076c1b):
 run of that config, not a scale here) got 0.469 (open loop), so it learns to read the probabilities, 3x slower at
 least.
 
-`demo`, measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
---workdir=workdirs/demo_probe --data_root=workdirs/demo_probe/data`, 29m34s from nothing on 2 cores shared with a
-PPO job, so roughly half that alone: data 12m14s, each method ~8.5 min; forward expert return 954.0 at 1.14 m/s,
-medium 497.8, standing -33.3), closed loop, w = 0.25 / 0.5 / 0.75 / all: CDT 0.685 ± 0.369 / 0.255 ± 0.048 /
-0.275 ± 0.083 / 0.405 ± 0.165, DT 0.191 ± 0.026 / 0.333 ± 0.066 / 0.198 ± 0.013 / 0.241 ± 0.031. DT is ahead: at 3000
-steps CDT does not follow its target when asked to stand (0.52 ± 0.20 m/s on the standing targets, DT 0.08 ± 0.04),
-so this scale checks the experiment end to end but cannot replace `make demo`.
+`demo`, measured 2026-12-02/03 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
+--workdir=workdirs/demo_probe --data_root=workdirs/demo_probe/data`; from nothing 29m34s on 2 cores shared with a
+PPO job: data 12m14s, each method ~8.5 min; CDT alone on 2 idle cores with the data there: 5m32s; forward expert
+return 954.0 at 1.14 m/s, medium 497.8, standing -33.3), closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over
+seeds 0-2:
+  CDT, cdf input      0.276 ± 0.031 / 0.352 ± 0.121 / 0.212 ± 0.022 / 0.280 ± 0.029
+  DT                  0.191 ± 0.026 / 0.333 ± 0.066 / 0.198 ± 0.013 / 0.241 ± 0.031
+  CDT, density input  0.685 ± 0.369 / 0.255 ± 0.048 / 0.275 ± 0.083 / 0.405 ± 0.165 (the same command with
+                      histogram_input="density" in `demo()`)
+With the density input CDT did not follow its target when asked to stand (0.52 ± 0.20 m/s on the standing targets;
+context 10 or a learning rate of 1e-3 did not fix it); with the cdf input it stands on every seed (0.03 ± 0.01 m/s,
+DT 0.08 ± 0.04) and follows the forward targets (1.01 ± 0.02 m/s, targets 1.14). DT is still ahead on the mixtures:
+CDT stands too early (at w = 0.5 it averages 0.07-0.48 m/s where the mixture's mean is 0.47-0.63), and a run/stand
+mixture in closed loop is one DT can follow by its future sum. So this scale checks the experiment end to end but
+cannot replace `make demo`.
 
 `quick_reverse`, measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 otherwise idle cores, 5 min of it the backward PPO run and its data: mode return -458,
@@ -238,7 +247,7 @@ DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle
 
 def demo() -> Plan:
   return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, DEMO, 4, "2 best + 1 middle", QUICK_MODEL,
-                      switching=True, others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="density",
+                      switching=True, others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
                       closed_loop_only=True)
 
 
