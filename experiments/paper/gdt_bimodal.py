@@ -56,6 +56,14 @@ CDT with the reference's probability input (the same command at commit d076c1b):
 run of that config, not a scale here) got 0.469 (open loop), so it learns to read the probabilities, 3x slower at
 least.
 
+Rerun of `quick` from nothing on 2026-12-03 (the first command above, 42m12s on 2 idle cores: data 9m49s, CDT
+14m41s, DT 17m42s): PPO data differ across hosts (halfcheetah quick expert 1450, medium 710; the table above had 1483
+and 634) and the result did not hold: CDT stood on 1 of 3 seeds (standing targets 0.87 ± 0.61 m/s, DT 0.04 ± 0.01),
+closed loop w = 0.25 / 0.5 / 0.75 / all: CDT 0.767 ± 0.406 / 0.628 ± 0.261 / 0.437 ± 0.044 / 0.611 ± 0.226, DT
+0.284 ± 0.048 / 0.468 ± 0.091 / 0.372 ± 0.049 / 0.375 ± 0.036; open loop all: CDT 0.606 ± 0.204, DT 0.438 ± 0.059.
+With histogram_input="cdf" in `quick()` on the same data: standing 0.80 ± 0.44 m/s, closed loop all mixtures
+0.497 ± 0.102 (w = 0.5: 0.363 ± 0.166 vs DT 0.468 ± 0.091), open loop all 0.468 ± 0.081.
+
 `demo`, measured 2026-12-02/03 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
 --workdir=workdirs/demo_probe --data_root=workdirs/demo_probe/data`; from nothing 29m34s on 2 cores shared with a
 PPO job: data 12m14s, each method ~8.5 min; CDT alone on 2 idle cores with the data there: 5m32s; forward expert
