@@ -34,6 +34,7 @@ class ScheduleStep(NamedTuple):
   counts: jax.Array  # [E, B] bin counts of the feature achieved at steps < t
   achieved_sum: jax.Array  # [E] feature sum achieved at steps < t
   rtg_scale: float
+  left: jax.Array | None = None  # [E, B] target mass T p* not used up by steps < t (`use_nearest_mass`)
 
 
 def closed_loop_histogram(histogram: jax.Array, length: jax.Array, counts: jax.Array) -> jax.Array:
@@ -41,6 +42,29 @@ def closed_loop_histogram(histogram: jax.Array, length: jax.Array, counts: jax.A
   left = jnp.maximum(0.0, length[..., None] * histogram - counts)
   mass = left.sum(-1, keepdims=True)
   return jnp.where(mass > 0, left / jnp.where(mass > 0, mass, 1.0), histogram)
+
+
+def use_nearest_mass(left: jax.Array, bins: jax.Array, amount: jax.Array, passes: int = 2) -> jax.Array:
+  """Each achieved step uses up `amount` of the target mass left in the bin nearest to its own (ties: the lower
+  bin), spilling into the next nearest once that is empty (`passes` bins at most). [E,B],[E] int,[E] -> [E,B].
+
+  Unlike subtracting counts bin by bin, a step that lands one bin off its target mode still spends that mode: with
+  the bin-exact rule a standing cheetah at 0.2 m/s never spends a target's standing mass at 0.1 m/s, and a runner
+  narrower than its target leaves the target's tails, so the remaining histogram drifts to what was not done."""
+  idx = jnp.arange(left.shape[-1])
+  for _ in range(passes):
+    dist = jnp.where(left > 0, jnp.abs(idx - bins[:, None]), left.shape[-1])
+    k = jnp.argmin(dist, axis=-1)
+    take = jnp.minimum(amount, jnp.take_along_axis(left, k[:, None], axis=-1)[:, 0])
+    left = left - jax.nn.one_hot(k, left.shape[-1]) * take[:, None]
+    amount = amount - take
+  return left
+
+
+def closed_loop_nearest_histogram(histogram: jax.Array, left: jax.Array) -> jax.Array:
+  """normalise(left) (`use_nearest_mass`'s target mass left); p* once it is used up. [E,B],[E,B] -> [E,B]."""
+  mass = left.sum(-1, keepdims=True)
+  return jnp.where(mass > 1e-6, left / jnp.where(mass > 1e-6, mass, 1.0), histogram)
 
 
 def closed_loop_rtg(total: jax.Array, achieved_sum: jax.Array, rtg_scale: float) -> jax.Array:
@@ -63,6 +87,7 @@ class Conditioning:
   cond_dim: fn(num_bins) -> C;
   embedder: fn(policy) -> flax module called as (cond, states, timesteps, mask, deterministic) -> [B,K,H];
   closed_loop: fn(ScheduleStep) -> [E,C], the closed-loop schedule's z_t;
+  closed_loop_nearest: the `closed_loop_nearest` schedule's z_t (None: the same as `closed_loop`);
   synthetic: fn(p* [M,B], mean [M], steps_left [T], rtg_scale) -> open-loop cond [M,T,C] of a synthetic target;
   reads_demo: the embedder reads demonstration states (BDT's encoder window) instead of z_t.
   """
@@ -72,6 +97,7 @@ class Conditioning:
   closed_loop: Callable[[ScheduleStep], jax.Array]
   synthetic: Callable[..., np.ndarray]
   reads_demo: bool = False
+  closed_loop_nearest: Callable[[ScheduleStep], jax.Array] | None = None
 
 
 # model.histogram_input -> what CDT's Dense embedding reads of its histogram z_t [..., B bins] (rows sum to 1).
@@ -97,6 +123,7 @@ CONDITIONINGS.register("histogram", Conditioning(  # CDT: normalised histogram o
                                                    HISTOGRAM_INPUTS.get(p.histogram_input),
                                                    name="cond_embed"),
     closed_loop=lambda s: closed_loop_histogram(s.histogram, s.length, s.counts),
+    closed_loop_nearest=lambda s: closed_loop_nearest_histogram(s.histogram, s.left),
     synthetic=lambda p, mean, left, scale: np.broadcast_to(p[:, None, :], (p.shape[0], left.shape[0], p.shape[1]))))
 CONDITIONINGS.register("anticausal", Conditioning(  # BDT: a learned encoder of the demonstration's states
     aggregator=None, cond_dim=lambda b: 1,

@@ -29,7 +29,7 @@ import numpy as np
 
 from gdt import envs as gdt_envs
 from gdt import hindsight, metrics
-from gdt.conditioning import CONDITIONINGS, ScheduleStep
+from gdt.conditioning import CONDITIONINGS, ScheduleStep, use_nearest_mass
 from gdt.core import rollout
 from gdt.core.registry import Registry
 from gdt.core.workdir import atomic_write_bytes, config_to_dict
@@ -58,6 +58,14 @@ def closed_loop(conditioning: str, step: ScheduleStep) -> jax.Array:
   return CONDITIONINGS.get(conditioning).closed_loop(step)
 
 
+@SCHEDULES.register("closed_loop_nearest")
+def closed_loop_nearest(conditioning: str, step: ScheduleStep) -> jax.Array:
+  """closed_loop, except that CDT's histogram is what is left of T p* after each achieved step used up the target
+  mass nearest to its bin (`gdt.conditioning.use_nearest_mass`), not bin by bin. -> [E,C]."""
+  kind = CONDITIONINGS.get(conditioning)
+  return (kind.closed_loop_nearest or kind.closed_loop)(step)
+
+
 # ----------------------------------------------------------------------------------------------
 # The policy step of the batched rollout
 
@@ -68,6 +76,7 @@ class _Carry(NamedTuple):
   cond: jax.Array  # [E, K, C]
   counts: jax.Array  # [E, B]
   achieved_sum: jax.Array  # [E]
+  left: jax.Array  # [E, B] target mass left after each step used up the nearest (`use_nearest_mass`)
 
 
 def _push(buffer: jax.Array, x: jax.Array) -> jax.Array:
@@ -133,7 +142,7 @@ def policy_step_fns(model, env_name: str, context_length: int, conditioning: str
         t=t, precomputed=tgt["cond"][env_target, jnp.minimum(t, tgt["cond"].shape[1] - 1)],
         histogram=tgt["histograms"][env_target], length=tgt["lengths"][env_target].astype(jnp.float32),
         total=tgt["totals"][env_target], counts=carry.counts, achieved_sum=carry.achieved_sum,
-        rtg_scale=tgt["rtg_scale"])
+        rtg_scale=tgt["rtg_scale"], left=carry.left)
     if reads_demo:
       cond_buf = carry.cond
       window = encoder_window(tgt["demo_states_norm"], tgt["lengths"], t, k, horizon, max_t,
@@ -154,8 +163,10 @@ def policy_step_fns(model, env_name: str, context_length: int, conditioning: str
     feature_obs = tr.next_state.obs if xvel_offset_like_gdt else tr.state.obs
     phi = jnp.stack([f(feature_obs, tr.next_state.reward) for f in feature_fns], axis=-1)  # [E, F]
     vf = tr.valid.astype(jnp.float32)
-    bins = jax.nn.one_hot(hindsight.bin_index(phi[:, 0], tgt["edges"]), tgt["histograms"].shape[-1])
-    carry = carry._replace(counts=carry.counts + vf[:, None] * bins, achieved_sum=carry.achieved_sum + vf * phi[:, 0])
+    bin_index = hindsight.bin_index(phi[:, 0], tgt["edges"])
+    bins = jax.nn.one_hot(bin_index, tgt["histograms"].shape[-1])
+    carry = carry._replace(counts=carry.counts + vf[:, None] * bins, achieved_sum=carry.achieved_sum + vf * phi[:, 0],
+                           left=use_nearest_mass(carry.left, bin_index, vf))
     out = {"features": phi * vf[:, None], "rewards": tr.next_state.reward * vf, "actions": tr.action,
            "observations": tr.state.obs}
     return carry, out
@@ -267,7 +278,7 @@ def prepare_rollout(policy, targets: Targets, config) -> RolloutSetup:
   if not labels.same_as(policy.labels):
     raise ValueError(f"targets were labelled with {labels.to_json()} but the policy was trained with "
                      f"{policy.labels.to_json()}; build targets from policy.labels")
-  if settings["schedule"] == "closed_loop" and labels.conditioning == "rtg" and labels.gamma != 1.0:
+  if settings["schedule"].startswith("closed_loop") and labels.conditioning == "rtg" and labels.gamma != 1.0:
     raise ValueError("the closed-loop rtg schedule subtracts undiscounted sums: it needs gamma == 1")
   n_ep = int(settings["episodes_per_target"])
   m = targets.num_targets
@@ -287,7 +298,8 @@ def prepare_rollout(policy, targets: Targets, config) -> RolloutSetup:
   s, a, k = policy.model.state_dim, policy.model.act_dim, policy.context_length
   carry = _Carry(states=jnp.zeros((num_envs, k, s)), actions=jnp.zeros((num_envs, k, a)),
                  cond=jnp.zeros((num_envs, k, targets.cond.shape[-1])),
-                 counts=jnp.zeros((num_envs, targets.histograms.shape[-1])), achieved_sum=jnp.zeros((num_envs,)))
+                 counts=jnp.zeros((num_envs, targets.histograms.shape[-1])), achieved_sum=jnp.zeros((num_envs,)),
+                 left=jnp.asarray((targets.lengths[:, None] * targets.histograms)[env_target], jnp.float32))
   return RolloutSetup(settings, n_ep, features, inputs, carry, env_target)
 
 

@@ -12,7 +12,7 @@ from experiments.configs import gdt_base
 from gdt import envs, evaluate, hindsight
 from gdt import targets as gdt_targets
 from gdt.checkpoint import LoadedPolicy
-from gdt.conditioning import Labels, ScheduleStep, closed_loop_histogram
+from gdt.conditioning import Labels, ScheduleStep, closed_loop_histogram, closed_loop_nearest_histogram, use_nearest_mass
 from gdt.data import Trajectories, default_metadata
 from gdt.models import GDTPolicy
 
@@ -157,6 +157,21 @@ def test_closed_loop_histogram_spends_the_remaining_mass():
   np.testing.assert_allclose(closed_loop_histogram(p, length, jnp.zeros((1, 3))), p)
 
 
+def test_nearest_mass_spends_the_target_mode_a_step_lands_next_to():
+  p = jnp.array([[0.5, 0.0, 0.0, 0.5]])  # stand in bin 0, run in bin 3; T = 4 -> mass [2, 0, 0, 2]
+  left = use_nearest_mass(4.0 * p, jnp.array([1]), jnp.array([1.0]))  # a step in bin 1: one off standing
+  np.testing.assert_allclose(left, [[1.0, 0.0, 0.0, 2.0]])
+  left = use_nearest_mass(left, jnp.array([1]), jnp.array([1.0]))
+  np.testing.assert_allclose(closed_loop_nearest_histogram(p, left), [[0.0, 0.0, 0.0, 1.0]])  # standing spent: run
+  # the bin-exact rule never spends it: two steps in bin 1 leave the standing share at one half
+  np.testing.assert_allclose(closed_loop_histogram(p, jnp.array([4.0]), jnp.array([[0.0, 2.0, 0.0, 0.0]])), p)
+  # an emptied bin spills into the next nearest (ties: the lower bin), and a weight of 0 (a done env) spends nothing
+  spill = use_nearest_mass(jnp.array([[0.5, 0.0, 3.0, 0.0], [1.0, 0.0, 1.0, 0.0]]), jnp.array([1, 1]),
+                           jnp.array([1.0, 0.0]))
+  np.testing.assert_allclose(spill, [[0.0, 0.0, 2.5, 0.0], [1.0, 0.0, 1.0, 0.0]])
+  np.testing.assert_allclose(closed_loop_nearest_histogram(p, jnp.zeros((1, 4))), p)  # all spent: p*
+
+
 def test_schedules_registry():
   step = ScheduleStep(
       t=jnp.int32(3), precomputed=jnp.array([[0.1, 0.9]]), histogram=jnp.array([[0.5, 0.5]]), length=jnp.array([10.0]),
@@ -164,6 +179,9 @@ def test_schedules_registry():
   np.testing.assert_allclose(evaluate.SCHEDULES.get("open_loop")("histogram", step), [[0.1, 0.9]])
   np.testing.assert_allclose(evaluate.SCHEDULES.get("closed_loop")("histogram", step), [[2 / 7, 5 / 7]], rtol=1e-6)
   np.testing.assert_allclose(evaluate.SCHEDULES.get("closed_loop")("rtg", step), [[1.5]], rtol=1e-6)
+  near = step._replace(left=jnp.array([[1.0, 3.0]]))
+  np.testing.assert_allclose(evaluate.SCHEDULES.get("closed_loop_nearest")("histogram", near), [[0.25, 0.75]])
+  np.testing.assert_allclose(evaluate.SCHEDULES.get("closed_loop_nearest")("rtg", near), [[1.5]], rtol=1e-6)
   with pytest.raises(KeyError, match="closed_loop"):
     evaluate.SCHEDULES.get("closed-loop")
 
@@ -265,20 +283,26 @@ def test_markdown_table(cdt):
   assert lines[-1].startswith(f"| mean all | {result.aggregates['w1_all']:.3f} |")
 
 
-def test_closed_loop_synthetic_rollout_with_the_reference_offset(edges):
-  """Synthetic target, closed-loop histogram schedule, next-state features: the scan's actions equal a naive
+@pytest.mark.parametrize("schedule", ["closed_loop", "closed_loop_nearest"])
+def test_closed_loop_synthetic_rollout_with_the_reference_offset(edges, schedule):
+  """Synthetic target, closed-loop histogram schedules, next-state features: the scan's actions equal a naive
   loop that recomputes h_t from the features achieved so far."""
   p = gdt_targets.mixture_histogram(np.eye(NUM_BINS)[1], np.eye(NUM_BINS)[6], 0.5)
   policy = make_policy("histogram", NUM_BINS, edges, seed=1)
   targets = gdt_targets.synthetic_targets(p[None], ["bimodal"], policy.labels, length=12)
-  config = eval_config(episodes_per_target=2, schedule="closed_loop", xvel_offset_like_gdt=True, plots=False)
+  config = eval_config(episodes_per_target=2, schedule=schedule, xvel_offset_like_gdt=True, plots=False)
   result = evaluate.evaluate_policy(policy, targets, config, jax.random.PRNGKey(3))
   obs, acts, xv = result.observations[0, 1], result.actions[0, 1], result.features["x_velocity"][0, 1]
   np.testing.assert_allclose(xv[:-1], obs[1:, XVEL], atol=1e-6)  # the feature of the NEXT state
 
   def cond(t):
-    counts = np.histogram(np.clip(xv[:t], edges[0], edges[-1]), edges)[0]
-    return np.asarray(closed_loop_histogram(jnp.asarray(p[None]), jnp.array([12.0]), counts[None] * 1.0))[0]
+    if schedule == "closed_loop":
+      counts = np.histogram(np.clip(xv[:t], edges[0], edges[-1]), edges)[0]
+      return np.asarray(closed_loop_histogram(jnp.asarray(p[None]), jnp.array([12.0]), counts[None] * 1.0))[0]
+    left = jnp.asarray(12.0 * p[None], jnp.float32)
+    for b in np.minimum(np.digitize(np.clip(xv[:t], edges[0], edges[-1]), edges) - 1, NUM_BINS - 1):
+      left = use_nearest_mass(left, jnp.array([b]), jnp.array([1.0]))
+    return np.asarray(closed_loop_nearest_histogram(jnp.asarray(p[None]), left))[0]
 
   steps = 10
   np.testing.assert_allclose(acts[:steps], naive_actions(policy, cond, obs, acts, steps), atol=1e-5)

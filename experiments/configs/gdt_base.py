@@ -169,7 +169,7 @@ def conflicts(c) -> list[tuple[str, str]]:
                                    "heads (embed_dim % num_heads must be 0)"))
   if c.context_length > c.model.max_timestep:
     out.append(("context_length", f"{c.context_length} exceeds model.max_timestep={c.model.max_timestep}"))
-  if c.eval.schedule == "closed_loop" and c.conditioning == "rtg" and c.gamma != 1:
+  if c.eval.schedule.startswith("closed_loop") and c.conditioning == "rtg" and c.gamma != 1:
     out.append(("eval.schedule", f"the closed-loop rtg schedule subtracts undiscounted sums, so it needs gamma == 1, "
                                  f"got gamma={c.gamma}; use eval.schedule=open_loop or gamma=1"))
   if c.eval.best_k + c.eval.middle_k < 1:
