@@ -146,11 +146,13 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
       else:
         assert len(paths) == 1
       assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
-      # the demo evaluates the closed-loop schedule only, as its own evaluation; the others open loop + closed loop
-      closed_only = scale == "demo"
-      assert (run.eval_name, config.eval.schedule) == (("closed_loop", "closed_loop") if closed_only else
-                                                       ("open_loop", "open_loop"))
-      assert run.evaluation_names() == (["closed_loop"] if closed_only else ["open_loop", "closed_loop"])
+      # the demo evaluates the nearest-mass closed loop only, as its own evaluation; the others open loop, then
+      # both closed loops as extra evaluations of the same checkpoint
+      schedules = ["closed_loop_nearest"] if scale == "demo" else ["open_loop", "closed_loop", "closed_loop_nearest"]
+      assert (run.eval_name, config.eval.schedule) == (schedules[0], schedules[0])
+      assert run.evaluation_names() == schedules
+      for extra in run.evaluations:
+        assert driver.eval_config(config, extra).eval.schedule == extra.name
     data = driver.data_config(plan.data[1])
     assert tuple(data.levels) == ("expert",) and data.env == env
     if switching:  # the switch job reads the two runs it hands over between, as sibling data workdirs
@@ -252,3 +254,17 @@ def test_train_and_evaluate_two_tasks_with_mixture_targets_end_to_end(tmp_path):
     assert [r.get("mixture_weight") for r in rows] == [None] * 4 + [0.5, 0.5]
     assert saved["aggregates"]["w1_mix0.5"] == pytest.approx(np.mean([r["w1"] for r in rows[4:]]))
     assert result.valid[:, :, :].sum(-1)[4:].tolist() == [[12, 12]] * 2  # mixtures: the pairs' shortest length
+
+
+def test_make_demo_is_the_bimodal_demo_scale_with_its_data_in_its_workdir(tmp_path):
+  from experiments import demo  # noqa: PLC0415
+  out = demo.run_demo(str(tmp_path / "demo"), dry_run=True, log=lambda s: None)
+  jobs = out["jobs"]
+  assert {j.state for j in jobs} == {"new"} and out["ran"] == []
+  data = [j for j in jobs if j.kind == "data"]
+  assert [j.data for j in data] == list(gdt_bimodal.demo().data)
+  assert all(os.path.dirname(j.workdir) == str(tmp_path / "demo" / "data") for j in data)
+  runs = [j for j in jobs if j.kind == "run"]
+  assert sorted((j.run.tag["method"], j.seed) for j in runs) == [(m, s) for m in ("CDT", "DT") for s in (0, 1, 2)]
+  assert all(j.config.eval.schedule == "closed_loop_nearest" for j in runs)
+  assert not [j for j in jobs if j.kind == "eval"]  # one evaluation per run: its own

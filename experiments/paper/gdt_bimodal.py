@@ -116,7 +116,9 @@ FORWARD, BACKFLIP, STAND_ENV = "halfcheetah", "cheetah_backflip", "cheetah_vel"
 WEIGHTS = (0.25, 0.5, 0.75)  # of the forward part
 METHODS = {"CDT": "cdt", "DT": "dt"}
 SEEDS = (0, 1, 2)
-CLOSED_LOOP = Evaluation("closed_loop", ("eval.schedule=closed_loop",))
+# Closed-loop schedules (gdt.evaluate.SCHEDULES): CDT's histogram minus what was achieved bin by bin, or with each
+# achieved step using up the nearest target mass (DT's future sum is updated alike by both).
+SCHEDULES = ("closed_loop", "closed_loop_nearest")
 
 # 2000 steps (gdt_smm's) left CDT ignoring its conditioning on regenerated quick data: asked to stand, it ran at
 # 1.17 m/s (module docstring); at 6000 the conditioned models follow their targets on the halfcheetah quick data.
@@ -185,11 +187,12 @@ def switch_job(preset: str, second: DataJob) -> DataJob:
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
                  model: str, switching: bool = False, others: tuple[tuple[DataJob, str], ...] = (),
-                 histogram_input: str = "probability", closed_loop_only: bool = False) -> Plan:
+                 histogram_input: str = "probability", schedules: tuple[str, ...] = ("open_loop",) + SCHEDULES
+                 ) -> Plan:
   """Forward + `second` (the mixtures' two parts); `switching`: plus the episodes switching between them
   (`switch_job`); `others`: (data job, level) of further training data; `histogram_input`: CDT's
-  `model.histogram_input`; `closed_loop_only`: evaluate the closed-loop schedule only (else open loop, then closed
-  loop as an extra evaluation)."""
+  `model.histogram_input`; `schedules`: the evaluations' `eval.schedule`s, the first the run's own, the others
+  extra evaluations of its last checkpoint."""
   forward = data_job(FORWARD, preset)
   env = second_env(second)
   # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
@@ -206,11 +209,9 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
       "extra_datasets=" + ",".join(extra),
       "eval.synthetic=mixture", "eval.mixture_weights=" + ",".join(map(str, WEIGHTS)), "eval.score_features=")
   own = {"CDT": (f"model.histogram_input={histogram_input}",), "DT": ()}
-  if closed_loop_only:
-    shared += CLOSED_LOOP.overrides
-    evaluations = dict(eval_name=CLOSED_LOOP.name, evaluations=())
-  else:
-    evaluations = dict(eval_name="open_loop", evaluations=(CLOSED_LOOP,))
+  shared += (f"eval.schedule={schedules[0]}",)
+  evaluations = dict(eval_name=schedules[0],
+                     evaluations=tuple(Evaluation(name, (f"eval.schedule={name}",)) for name in schedules[1:]))
   runs = tuple(RunJob(
       name=f"bimodal_{config}",
       config=f"experiments/configs/{config}.py:env={FORWARD},dataset=expert,feature=x_velocity,steps={steps}",
@@ -230,14 +231,19 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
               ("episodes per target", str(episodes)),
               ("checkpoint", f"the last one, step {steps}"),
               ("model", f"{model}; CDT's histogram input: {histogram_input}"),
-              ("schedules", ("" if closed_loop_only else
-                             "open_loop (trajectory targets: their own z_t at step t; mixtures: CDT p* at every step, "
-                             "DT the expected future sum); ") + "closed_loop (updated from what was achieved)"),
+              ("schedules", "; ".join(SCHEDULE_LINES[name] for name in schedules)),
               ("metric", "W1 between the target's 30-bin x-velocity histogram and the pooled rollout steps', bins "
                          "over the training trajectories of every task"))
   return Plan(data=data, runs=runs, protocol=protocol)
 
 
+SCHEDULE_LINES = {
+    "open_loop": "open_loop (trajectory targets: their own z_t at step t; mixtures: CDT p* at every step, DT the "
+                 "expected future sum)",
+    "closed_loop": "closed_loop (updated from what was achieved: DT's sum minus the achieved sum, CDT's T p* minus "
+                   "the achieved counts bin by bin)",
+    "closed_loop_nearest": "closed_loop_nearest (as closed_loop, but each achieved step uses up CDT's target mass in "
+                           "the nearest bin that has some left)"}
 QUICK_MODEL = "embed 64, 2 layers, 1 head, batch 32, lr 3e-4 (CPU-sized)"
 
 
@@ -256,7 +262,7 @@ DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle
 def demo() -> Plan:
   return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, DEMO, 4, "2 best + 1 middle", QUICK_MODEL,
                       switching=True, others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
-                      closed_loop_only=True)
+                      schedules=("closed_loop_nearest",))
 
 
 def quick_reverse() -> Plan:
