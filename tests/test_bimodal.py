@@ -165,7 +165,8 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
       generation.validate_config(driver.data_config(plan.data[0]))
   for preset in ("quick", "demo"):
     stand = driver.data_config(gdt_bimodal.stand_job(preset))
-    assert stand.env_kwargs.target_velocity == 0.0 and stand.ppo.num_timesteps == gdt_bimodal.STAND_QUICK_TIMESTEPS
+    assert stand.env_kwargs.target_velocity == 0.0 and stand.ppo.num_timesteps == (
+        gdt_bimodal.STAND_QUICK_TIMESTEPS if preset == "quick" else gdt_bimodal.STAND_DEMO_TIMESTEPS)
     assert stand.policy == "deterministic" and tuple(stand.levels) == ("expert",)
     generation.validate_config(stand)
 
