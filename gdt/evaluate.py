@@ -9,7 +9,9 @@ maps a policy's backend to its evaluation (Brax backends here, Gymnasium MuJoCo 
 
 Fidelity switches (gdt_reference §2.6, §4, §8), set in the `eval` block of the config:
 - `schedule='open_loop'` is the reference's time-indexed conditioning (the target's own h_t or future
-  sum at the same t); `closed_loop` updates it from what the rollout achieved (DT's RTG decrement).
+  sum at the same t); `closed_loop` updates it from what the rollout achieved (DT's RTG decrement; CDT's T p* minus
+  the achieved counts bin by bin, gdt_reference §2.6 (b)); `closed_loop_nearest` is the same except that each
+  achieved step uses up CDT's target mass in the nearest bin that has some left (`gdt.conditioning.use_nearest_mass`).
 - `xvel_offset_like_gdt=True` records state features of the next state s_{t+1}, as `eval_cdt.py` did;
   the default records the state s_t the policy acted in, which is what the target histogram uses.
 """
