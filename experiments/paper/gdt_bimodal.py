@@ -26,6 +26,7 @@ Scales:
                    middle held-out targets per task, 4 episodes per target, seeds 0-2, the nearest-mass closed loop
                    only (`eval.schedule=closed_loop_nearest`), CDT's histogram as its cumulative sum
                    (`model.histogram_input=cdf`); the report's summary.md holds the verdict tables.
+  demo_nodrop      demo without dropout (model.dropout_rate=0; the configs' 0.1 is the paper's).
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, 3 best +
                    2 middle held-out targets per task, 4 episodes per target, seeds 0-2; evaluated open loop, closed
                    loop and nearest-mass closed loop (the other quick scales too).
@@ -88,6 +89,13 @@ the bin-by-bin closed loop gave all mixtures 0.280 ± 0.029 (below). The first f
 of which the halfcheetah PPO run 6m41s and the standing one 3m54s, now 20,480 steps; CDT 10m33s and DT 9m01s for 3
 seeds each, evaluation ~3.7 min of each); the second (standing PPO at 20,480 steps) 30m56s with its install (data
 11m08s, CDT 7m09s, DT 11m41s), and its per_seed.csv equals the first's byte for byte.
+
+`demo_nodrop`, measured 2026-12-03 on the demo's data (`python -m launch.paper --experiment=gdt_bimodal
+--scale=demo_nodrop --vmap_seeds --workdir=workdirs/demo_nodrop --data_root=workdirs/demo/data`, after `make demo`;
+CDT 8m41s, DT ~9 min, 2 otherwise idle cores): all mixtures CDT 0.184 ± 0.010 (0.186 / 0.170 / 0.195), DT 0.194 ±
+0.048 (0.158 / 0.162 / 0.262); w = 0.25 / 0.5 / 0.75: CDT 0.150 / 0.211 / 0.189, DT 0.154 / 0.252 / 0.176. Without
+dropout both models match the mixtures better at 3000 steps, and they stay level (DT lower on 2 of 3 seeds); the
+step is not faster (CDT's 3 seeds 8.1 steps/s, the demo's 7.1-12.2).
 
 Earlier `demo` runs, 2026-12-02/03 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
 --workdir=workdirs/demo_probe --data_root=workdirs/demo_probe/data`; from nothing 29m34s on 2 cores shared with a
@@ -289,8 +297,12 @@ DEMO_STEPS = 3000
 DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1")
 
 
-def demo() -> Plan:
-  return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, DEMO, 4, "2 best + 1 middle", QUICK_MODEL,
+def demo(dropout: float | None = None) -> Plan:
+  """`dropout`: model.dropout_rate instead of the configs' 0.1 (`demo_nodrop`)."""
+  overrides, model = DEMO, QUICK_MODEL
+  if dropout is not None:
+    overrides, model = DEMO + (f"model.dropout_rate={dropout}",), f"{QUICK_MODEL}, dropout {dropout}"
+  return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, overrides, 4, "2 best + 1 middle", model,
                       switching=True, others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
                       schedules=("closed_loop_nearest",))
 
@@ -447,4 +459,4 @@ def report(plan, results, report_dir, scale):
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"demo": demo, "quick": quick, "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))
+    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "quick": quick, "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))
