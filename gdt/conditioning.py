@@ -49,8 +49,8 @@ def use_nearest_mass(left: jax.Array, bins: jax.Array, amount: jax.Array, passes
   bin), spilling into the next nearest once that is empty (`passes` bins at most). [E,B],[E] int,[E] -> [E,B].
 
   Unlike subtracting counts bin by bin, a step that lands one bin off its target mode still spends that mode: with
-  the bin-exact rule a standing cheetah at 0.2 m/s never spends a target's standing mass at 0.1 m/s, and a runner
-  narrower than its target leaves the target's tails, so the remaining histogram drifts to what was not done."""
+  the bin-exact rule a standing cheetah one bin off the target's standing bin never spends it, and a runner narrower
+  than its target leaves the target's tails, so the remaining histogram drifts to what was not done."""
   idx = jnp.arange(left.shape[-1])
   for _ in range(passes):
     dist = jnp.where(left > 0, jnp.abs(idx - bins[:, None]), left.shape[-1])
