@@ -54,8 +54,8 @@ def main(argv, f: dict):
   out = run_demo(f["workdir"].value, f["dry_run"].value, log)
   summary = out["report"].get("summary_md")
   if summary:
-    with open(summary) as f:
-      print("\n" + f.read())
+    with open(summary) as fh:
+      print("\n" + fh.read())
     print(f"[demo] wall time {out['wall_s'] / 60:.1f} min; report in {os.path.dirname(summary)}")
 
 

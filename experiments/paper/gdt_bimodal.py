@@ -173,7 +173,8 @@ def backflip_job(preset: str) -> DataJob:
 # 20 PPO updates of 10,240 env steps, evaluated every 2: standing still is learnt long before running is.
 STAND_QUICK_TIMESTEPS = 204_800
 # The demo's: the first 2 updates, the snapshot the 204,800-step run selected at the demo preset (2026-12-03: mode
-# returns -42 at 0 steps, -35 at 20,480, -38 to -67 after), in a tenth of its 3m54s.
+# returns -42 at 0 steps, -35 at 20,480, -38 to -67 after): the same arrays in 2m29s instead of 3m54s (compiles
+# are most of what is left).
 STAND_DEMO_TIMESTEPS = 20_480
 # The behaviour policy acts with its mode: PPO's sampling noise (std ~0.7 at the start) would make the "standing"
 # data flail around x-velocity 0 as the random level does; the best snapshot by mode return is an early one.
