@@ -31,7 +31,9 @@ returns below are this machine's.
          still rising at 1M steps: 3926).
          hopper re-measured 2026-12-02 (workdirs/paper/data/hopper_quick, whole episodes): 46m33s at load 10-27,
          random 126.0 < medium 231.5 < expert 439.5, medium-replay 165.2, medium-expert 319.8 (a weak expert:
-         ~150-step episodes).
+         ~150-step episodes). On another host, 2026-12-03 (`launch.paper --experiment=gdt_imitation --runs=^hopper`,
+         2 cores, lightly shared): 6m39s, random 125.9 < medium 255.5 < expert 499.0, medium-replay 178.7,
+         medium-expert 356.3 (expert episodes ~170 steps).
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
 Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
 (expert - random).
