@@ -26,6 +26,10 @@ returns below are this machine's.
          medium-replay 494.4, medium-expert 697.8. Caveat: this expert STANDS (mean x-velocity 0.05 m/s, 996 of
          1000 steps alive; mode returns plateau at ~1040 from 215k steps on) while medium walks and falls (0.49 m/s,
          ~350 steps): walking needs brax's 7.9M steps, so quick walker2d x-velocity targets are mostly ~0 or short.
+         On another host, 2026-12-03 (`launch.paper --experiment=gdt_imitation --runs=^walker2d`, 2 cores shared
+         with a training job): 9m17s, random 237.4 < medium 373.8 < expert 792.2, medium-replay 295.3,
+         medium-expert 487.9; its expert stands too (0.05 m/s, ~750-step episodes), medium walks (0.43 m/s, ~260
+         steps).
          ant 1M PPO steps, measured 2026-12-02 (workdirs/paper/data/ant_quick): 1h35m11s at load 13-30 (PPO ~1h25m),
          random -247.2 < medium 1205.5 < expert 3341.5, medium-replay 715.5, medium-expert 2273.5 (mode returns
          still rising at 1M steps: 3926).

@@ -28,18 +28,27 @@ is fed the x-velocity histogram itself; on the middle demonstrations BDT is best
 was undertrained: x-velocity BDT 0.363 ± 0.022, DT 0.485 ± 0.029, CDT 0.634 ± 0.060, BC 0.632 ± 0.039.
 
 Measured 2026-12-03 on another host (its own quick data: halfcheetah expert 1450, medium 710; hopper expert 499,
-medium 256, ~170-step expert episodes), 2 cores, seeds 0-2 trained together, walker2d not run:
+medium 256, ~170-step expert episodes; walker2d expert 792, medium 374), 2 cores, seeds 0-2 trained together:
   python -m launch.paper --experiment=gdt_imitation --scale=quick --runs=^hopper --vmap_seeds       # 1h08m41s
   python -m launch.paper --experiment=gdt_imitation --scale=quick --runs=^halfcheetah --vmap_seeds  # 46m22s
-(hopper from nothing, its data 6m39s; halfcheetah with its data there). W1 over the 10 demonstrations:
+  python -m launch.paper --experiment=gdt_imitation --scale=quick --runs=^walker2d --vmap_seeds     # 58m25s
+(hopper and walker2d from nothing, their data 6m39s and 9m17s, walker2d's first 25 min beside another training
+job; halfcheetah with its data there). W1 over the 10
+demonstrations:
   halfcheetah x-velocity  BDT 0.167 ± 0.014, DT 0.235 ± 0.008, CDT 0.142 ± 0.023, BC 0.261 ± 0.018
               reward      BDT 0.160 ± 0.021, DT 0.240 ± 0.008, CDT 0.150 ± 0.014, BC 0.260 ± 0.019
   hopper      x-velocity  BDT 0.171 ± 0.023, DT 0.160 ± 0.006, CDT 0.150 ± 0.003, BC 0.440 ± 0.050
               reward      BDT 0.171 ± 0.022, DT 0.161 ± 0.004, CDT 0.153 ± 0.001, BC 0.446 ± 0.050
+  walker2d    x-velocity  BDT 0.096 ± 0.028, DT 0.188 ± 0.095, CDT 0.252 ± 0.101, BC 0.338 ± 0.050
+              reward      BDT 0.096 ± 0.028, DT 0.189 ± 0.097, CDT 0.255 ± 0.103, BC 0.342 ± 0.050
 On halfcheetah BDT is again below DT on both features by more than the seed std (the claim holds on a second host's
 data); on hopper it is level with DT: best on the 5 middle demonstrations (x-velocity 0.090 ± 0.009 vs DT 0.154 ±
 0.005) and worst of the conditioned models on the 5 best (0.252 ± 0.043 vs 0.166 ± 0.016), whose rollouts it ends
 early (118-159 steps per seed on average vs DT's 170-174, demonstrations 184) and runs slower (1.77-1.84 m/s vs 1.98).
+walker2d's quick expert stands (0.05 m/s): its 5 best demonstrations stand for 1000 steps, the 5 middle walk at
+0.55-0.60 m/s and fall after ~250. Given a standing one, a model stands through it or walks and falls after ~230
+steps: BDT stood on 2 of 3 seeds, DT on 2, CDT on 1, BC on none, so BDT is below DT by about the seed std, not more
+(per seed x-velocity BDT 0.125 / 0.104 / 0.058, DT 0.104 / 0.321 / 0.138).
 """
 
 from __future__ import annotations
