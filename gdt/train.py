@@ -261,17 +261,22 @@ class Batch:
 
 
 def sample_batch(data: DeviceData, rng: jax.Array, batch_size: int, context_length: int, max_timestep: int,
-                 encoder_horizon: int | None = None) -> Batch:
+                 encoder_horizon: int | None = None, episode_start_fraction: float = 0.0) -> Batch:
   """Trajectory ~ softmax(sample_logits), start ~ U{0..len-1}, window [start, min(start+K, len)) left-padded to K.
 
   With `encoder_horizon` H the cond is the BDT encoder input {'states','timesteps','mask'} of length K+H-1:
-  the window plus the H-1 steps after it (masked beyond the trajectory's end).
+  the window plus the H-1 steps after it (masked beyond the trajectory's end). With `episode_start_fraction` p > 0
+  each window starts at step 0 with probability p (else as above); p = 0 draws exactly the reference's windows.
   """
   k_traj, k_start = jax.random.split(rng)
   t_max = data.states.shape[1]
   idx = jax.random.categorical(k_traj, data.sample_logits, shape=(batch_size,))
   length = data.lengths[idx]
+  if episode_start_fraction > 0:
+    k_start, k_anchor = jax.random.split(k_start)
   start = jax.random.randint(k_start, (batch_size,), 0, length)
+  if episode_start_fraction > 0:
+    start = jnp.where(jax.random.bernoulli(k_anchor, episode_start_fraction, (batch_size,)), 0, start)
   end = jnp.minimum(start + context_length, length)
   width = context_length + (encoder_horizon - 1 if encoder_horizon else 0)
   t = end[:, None] - context_length + jnp.arange(width)[None]  # [B, width]
@@ -336,8 +341,9 @@ class GDTTrainer(Trainer):
                            deterministic=True)["params"]
 
   def _sample(self, data: DeviceData, rng) -> Batch:
-    return sample_batch(data, rng, self.config.train.batch_size, self.config.context_length,
-                        self.config.model.max_timestep, self.encoder_horizon)
+    t = self.config.train
+    return sample_batch(data, rng, t.batch_size, self.config.context_length, self.config.model.max_timestep,
+                        self.encoder_horizon, t.episode_start_fraction)
 
   def _loss(self, params, batch: Batch, rng) -> jax.Array:
     pred = self.model.apply({"params": params}, batch.cond, batch.states, batch.actions, batch.timesteps,

@@ -107,6 +107,25 @@ def test_windows_start_uniformly_in_the_trajectory():
   assert counts.min() > 0.8 * 500 and counts.max() < 1.2 * 500  # U{0..9}: 500 each
 
 
+def test_episode_start_fraction_starts_that_share_of_windows_at_step_zero():
+  """train.episode_start_fraction p: a window starts at the episode's first step with probability p; p = 0 draws
+  exactly the default (reference) windows."""
+  data = marker_data([50, 80], 80)
+  draw = jax.jit(train.sample_batch, static_argnums=(2, 3, 4, 5, 6))
+  key, n, k = jax.random.PRNGKey(3), 4000, 4
+  default = sample(data, key, n, k, 1000)
+  same = draw(data, key, n, k, 1000, None, 0.0)
+  for a, b in zip(jax.tree.leaves(default), jax.tree.leaves(same), strict=True):
+    np.testing.assert_array_equal(a, b)
+  first_t = lambda b: np.asarray(b.states[:, 0, 1]).astype(int) - 1  # lengths >= K: no padding, column 0 = start
+  assert (first_t(default) == 0).mean() < 0.03  # uniform starts: 1/50 or 1/80 of the windows
+  half = draw(data, key, n, k, 1000, None, 0.5)
+  assert 0.46 < (first_t(half) == 0).mean() < 0.56
+  one = draw(data, key, n, k, 1000, None, 1.0)
+  assert np.asarray(one.mask).all() and (np.asarray(one.timesteps) == np.arange(k)).all()
+  np.testing.assert_array_equal(np.asarray(one.states[:, :, 1]), np.tile(np.arange(1, k + 1), (n, 1)))
+
+
 @pytest.mark.parametrize("uniform, expected", [(False, [0.25, 0.75]), (True, [0.5, 0.5])])
 def test_trajectory_sampling_frequencies(trajs, uniform, expected):
   two = trajs.select([0, 1])

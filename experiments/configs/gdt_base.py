@@ -82,6 +82,9 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       batch_size=64, num_steps=a.steps, steps_per_call=500, learning_rate=1e-4, weight_decay=1e-4,
       warmup_steps=10_000, grad_clip_norm=0.25, checkpoint_every=10_000, max_checkpoints=3,
       uniform_traj_sampling=False,  # fidelity flag: the reference samples trajectories uniformly (§8.3)
+      # Probability that a window starts at its episode's first step (0: the reference's uniform start, which puts
+      # 1/len of the windows there): where an episode's behaviour is set in its first steps.
+      episode_start_fraction=0.0,
       # PRNG of the dropout masks: 'rbg' (XLA's RngBitGenerator) made the paper-size CPU step 192 -> 161 ms with
       # float32 uniforms; with the trunk's 16-bit uniforms rbg and threefry are within noise (A/B 126-129 vs
       # 118-133 ms, benchmarks/bench_train_step.py). rbg masks depend on the device count, threefry's do not.
@@ -106,7 +109,7 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
 
 # Fields added after runs were recorded -> the value that reproduces what such a run did: a run recorded without the
 # field is the same run as one with this value (launch.paper reads old records through `with_added_fields`).
-ADDED_FIELDS = {"model.histogram_input": "probability"}
+ADDED_FIELDS = {"model.histogram_input": "probability", "train.episode_start_fraction": 0.0}
 
 
 def with_added_fields(recorded: dict) -> dict:
@@ -148,6 +151,7 @@ FIELDS = {
     "train.checkpoint_every": _POSITIVE,
     "train.max_checkpoints": Field(int, ge=1, none=True),  # None keeps every checkpoint; 0 would keep none
     "train.uniform_traj_sampling": Field(bool),
+    "train.episode_start_fraction": Field(float, ge=0, le=1),
     "train.dropout_prng": Field(str, nonempty=True),
   "train.shard_data": Field(bool),
     "eval.best_k": Field(int, ge=0), "eval.middle_k": Field(int, ge=0),
