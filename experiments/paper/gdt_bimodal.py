@@ -30,6 +30,8 @@ Scales:
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, 3 best +
                    2 middle held-out targets per task, 4 episodes per target, seeds 0-2; evaluated open loop, closed
                    loop and nearest-mass closed loop (the other quick scales too).
+  quick_start      quick with a quarter of the training windows starting at the episode's first step
+                   (`train.episode_start_fraction=0.25`), both methods.
   quick_reverse    the same with a backward-running cheetah (cheetah_vel at -1.5 m/s, 614,400 PPO steps) as the
                    second part and its switching episodes, plus the standing cheetahs: a forward/backward mixture has
                    a standing cheetah's future sum.
@@ -75,6 +77,24 @@ density-input CDT stands on 1 of 3 seeds (0.94 / 0.18 / 1.61 m/s), the cdf one o
 the quick claim stays unmet on this host: the failure there is not the closed loop. A density-input CDT trained
 12000 steps on these data (a probe, not a scale) stood on 2 of 3 seeds (1.04 / 0.01 / 0.19 m/s) and gave all
 mixtures 0.688 / 0.511 / 0.445 (nearest), 0.735 / 0.538 / 0.530 (open loop): more steps alone do not fix it.
+
+Why CDT ran when asked to stand, and `quick_start`, measured 2026-12-03 on the second host's data. Whether a cheetah
+runs or stands is settled in its first steps (the standing expert lurches forward at ~1 m/s for ~20 steps, then
+stops; the failing episodes never stop), and a uniform window start puts 1/1000 of the training windows at step 0.
+Teacher-forcing 8 standing-expert trajectories through the `quick` checkpoints and swapping their z_t for a forward
+expert's moved CDT's step-0 action by 0.06-0.11 (L2, per seed), DT's by 0.37-0.56, and CDT missed the expert's
+step-0 action by 0.56-0.65 (DT 0.37-0.44). With `train.episode_start_fraction=0.25` CDT's step-0 swap was 0.67-0.73
+and its step-0 error 0.08-0.12 (mid-episode swaps stayed 0.03-0.23). `quick_start` (`python -m launch.paper
+--experiment=gdt_bimodal --scale=quick_start --vmap_seeds`; 34m50s for DT and the extra evaluations with the data
+there and CDT's runs trained first by a script with the identical config (13m04s), 2 otherwise idle cores): both models stand when asked on every seed
+(0.01 ± 0.00 m/s; `quick` on this data: CDT 0.87 ± 0.61), but DT stays ahead on the mixtures, all mixtures closed
+loop CDT 0.480 ± 0.038, DT 0.402 ± 0.015; nearest-mass CDT 0.467 ± 0.037; open loop CDT 0.570 ± 0.009, DT 0.427 ±
+0.047 (w = 0.25 / 0.5 / 0.75, closed loop: CDT 0.381 / 0.602 / 0.458, DT 0.367 / 0.457 / 0.381). CDT now mostly
+commits an episode to one mode from its first steps: nearest-mass closed loop, of the 60 episodes per weight (5
+pairs x 4 episodes x 3 seeds), at w = 0.5 (54-57% standing targets) 38 stand more than 80% of their steps and 7 run
+more than 80%; at w = 0.75, 46 run more than 80%. DT commits too (at w = 0.5 15 stand and 39 run more than 80% of
+their steps), but leans the other way: at w = 0.5 its running episodes cover the mixture's running speeds where
+CDT's standing ones miss them (bimodal_closed_loop_nearest.png, seed 0).
 
 `demo` (= `make demo`), measured 2026-12-03 in a fresh clone (`make demo`, 2 otherwise idle cores, cold caches):
 closed_loop_nearest, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
