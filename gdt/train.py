@@ -266,7 +266,7 @@ def sample_batch(data: DeviceData, rng: jax.Array, batch_size: int, context_leng
 
   With `encoder_horizon` H the cond is the BDT encoder input {'states','timesteps','mask'} of length K+H-1:
   the window plus the H-1 steps after it (masked beyond the trajectory's end). With `episode_start_fraction` p > 0
-  each window starts at step 0 with probability p (else as above); p = 0 draws exactly the reference's windows.
+  each window starts at step 0 with probability p (else as above); p = 0 draws exactly the windows above.
   """
   k_traj, k_start = jax.random.split(rng)
   t_max = data.states.shape[1]
