@@ -79,15 +79,17 @@ the quick claim stays unmet on this host: the failure there is not the closed lo
 mixtures 0.688 / 0.511 / 0.445 (nearest), 0.735 / 0.538 / 0.530 (open loop): more steps alone do not fix it.
 
 Why CDT ran when asked to stand, and `quick_start`, measured 2026-12-03 on the second host's data. Whether a cheetah
-runs or stands is settled in its first steps (the standing expert lurches forward at ~1 m/s for ~20 steps, then
-stops; the failing episodes never stop), and a uniform window start puts 1/1000 of the training windows at step 0.
+runs or stands is settled in its first steps (the standing expert drifts forward at up to 0.5 m/s over its first
+~20 steps, then settles: 0.003 m/s after step 40; the failing episodes never settle), and a uniform window start puts
+1/1000 of the training windows at step 0.
 Teacher-forcing 8 standing-expert trajectories through the `quick` checkpoints and swapping their z_t for a forward
 expert's moved CDT's step-0 action by 0.06-0.11 (L2, per seed), DT's by 0.37-0.56, and CDT missed the expert's
 step-0 action by 0.56-0.65 (DT 0.37-0.44). With `train.episode_start_fraction=0.25` CDT's step-0 swap was 0.67-0.73
 and its step-0 error 0.08-0.12 (mid-episode swaps stayed 0.03-0.23). `quick_start` (`python -m launch.paper
 --experiment=gdt_bimodal --scale=quick_start --vmap_seeds`; 34m50s for DT and the extra evaluations with the data
-there and CDT's runs trained first by a script with the identical config (13m04s), 2 otherwise idle cores): both models stand when asked on every seed
-(0.01 ± 0.00 m/s; `quick` on this data: CDT 0.87 ± 0.61), but DT stays ahead on the mixtures, all mixtures closed
+there and CDT's runs trained first by a script with the identical config (13m04s), 2 otherwise idle cores): both
+models stand when asked on every seed (0.01 ± 0.00 m/s; `quick` on this data: CDT 0.87 ± 0.61), but DT stays ahead
+on the mixtures, all mixtures closed
 loop CDT 0.480 ± 0.038, DT 0.402 ± 0.015; nearest-mass CDT 0.467 ± 0.037; open loop CDT 0.570 ± 0.009, DT 0.427 ±
 0.047 (w = 0.25 / 0.5 / 0.75, closed loop: CDT 0.381 / 0.602 / 0.458, DT 0.367 / 0.457 / 0.381). CDT now mostly
 commits an episode to one mode from its first steps: nearest-mass closed loop, of the 60 episodes per weight (5
@@ -490,4 +492,6 @@ def report(plan, results, report_dir, scale):
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "quick": quick, "quick_start": quick_start, "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip, "full": full}, report))
+    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "quick": quick, "quick_start": quick_start,
+     "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip,
+     "full": full}, report))

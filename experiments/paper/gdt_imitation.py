@@ -33,8 +33,7 @@ medium 256, ~170-step expert episodes; walker2d expert 792, medium 374), 2 cores
   python -m launch.paper --experiment=gdt_imitation --scale=quick --runs=^halfcheetah --vmap_seeds  # 46m22s
   python -m launch.paper --experiment=gdt_imitation --scale=quick --runs=^walker2d --vmap_seeds     # 58m25s
 (hopper and walker2d from nothing, their data 6m39s and 9m17s, walker2d's first 25 min beside another training
-job; halfcheetah with its data there). W1 over the 10
-demonstrations:
+job; halfcheetah with its data there). W1 over the 10 demonstrations:
   halfcheetah x-velocity  BDT 0.167 ± 0.014, DT 0.235 ± 0.008, CDT 0.142 ± 0.023, BC 0.261 ± 0.018
               reward      BDT 0.160 ± 0.021, DT 0.240 ± 0.008, CDT 0.150 ± 0.014, BC 0.260 ± 0.019
   hopper      x-velocity  BDT 0.171 ± 0.023, DT 0.160 ± 0.006, CDT 0.150 ± 0.003, BC 0.440 ± 0.050
