@@ -1,7 +1,8 @@
 """Run one of the GDT paper's experiments end to end: data, training runs, extra evaluations, report.
 
   python -m launch.paper --experiment=gdt_smm --scale=quick [--workdir=workdirs/paper/gdt_smm_quick] \
-      [--data_root=workdirs/paper/data] [--seeds=0,1] [--vmap_seeds] [--runs=REGEX] [--dry_run | --report_only]
+      [--data_root=workdirs/paper/data] [--seeds=0,1] [--vmap_seeds] [--runs=REGEX] [--set=KEY=VALUE ...] \
+      [--dry_run | --report_only]
 
 The experiment (`experiments/paper/<name>.py`, registered in `experiments.paper.EXPERIMENTS`) declares its jobs for
 a scale; this driver schedules them:
@@ -16,7 +17,9 @@ Interrupted jobs resume from their files (PPO snapshots, datasets, checkpoints);
 skipped; a finished job whose config changed is refused, naming the keys, before anything runs (use a new --workdir
 or remove that job's directory). --dry_run lists every job and its state and runs nothing; --report_only writes the
 report of what is finished and runs nothing; --runs=REGEX runs part of the plan (e.g. one env while another env's data
-is still being generated). Several drivers may share a workdir: each skips what another finished meanwhile and a run
+is still being generated); --set=dotted.key=value (repeatable) overrides every run's config after the scale's own
+overrides and is listed in the report's protocol (a variant of a scale, e.g. --set=context_length=10; give it its
+own --workdir: a finished run of another config is refused). Several drivers may share a workdir: each skips what another finished meanwhile and a run
 another one holds (its workdir lock), so `--runs` splits an experiment over processes.
 """
 
@@ -307,6 +310,25 @@ def with_seeds(plan: paper.Plan, seeds: Sequence[int] | None) -> paper.Plan:
                                             for k, v in plan.protocol))
 
 
+# Set by the driver for every run after all overrides (run_config): an override of them would be silently lost.
+DRIVER_KEYS = ("seed", "data_dir")
+
+
+def with_overrides(plan: paper.Plan, overrides: Sequence[str]) -> paper.Plan:
+  """`plan` with dotted.key=value `overrides` appended to every run's (applied after the scale's) and listed in the
+  protocol; unknown keys are refused by `schedule` (through `run_config`) before any work."""
+  if not overrides:
+    return plan
+  bad = [o for o in overrides if "=" not in o or o.partition("=")[0].strip() in DRIVER_KEYS]
+  if bad:
+    raise ValueError(f"--set takes dotted.key=value and may not set {' or '.join(DRIVER_KEYS)} (--seeds, "
+                     f"--data_root set them); got {bad}")
+  overrides = tuple(overrides)
+  return dataclasses.replace(plan, runs=tuple(dataclasses.replace(r, overrides=r.overrides + overrides)
+                                              for r in plan.runs),
+                             protocol=plan.protocol + (("overrides (--set)", ", ".join(overrides)),))
+
+
 def only_runs(plan: paper.Plan, pattern: str | None) -> paper.Plan:
   """The plan's runs whose name matches `pattern` (re.search) and the data jobs they read."""
   if not pattern:
@@ -320,15 +342,16 @@ def only_runs(plan: paper.Plan, pattern: str | None) -> paper.Plan:
 
 def run_experiment(experiment: paper.Experiment, scale: str, workdir: str, data_root: str = paper.DATA_ROOT,
                    seeds: Sequence[int] | None = None, vmap_seeds: bool = False, dry_run: bool = False,
-                   runs: str | None = None, report_only: bool = False, log: Callable[[str], None] = print) -> dict:
+                   runs: str | None = None, report_only: bool = False, overrides: Sequence[str] = (),
+                   log: Callable[[str], None] = print) -> dict:
   """Schedules and runs every unfinished job of `experiment` at `scale` (with `runs`, a regex, only the runs whose
-  name matches and their data), then writes the report of every finished evaluation of the whole plan (only that
+  name matches and their data; `overrides`, dotted.key=value, applied to every run's config), then writes the report of every finished evaluation of the whole plan (only that
   with `report_only`).
 
   Returns {'jobs': the schedule, 'ran': labels of the jobs executed, 'report': {label: path}, 'wall_s'}.
   """
   t0 = time.perf_counter()
-  full_plan = with_seeds(experiment.plan(scale), seeds)
+  full_plan = with_overrides(with_seeds(experiment.plan(scale), seeds), overrides)
   plan = only_runs(full_plan, runs)
   jobs = schedule(plan, workdir, data_root)
   log(f"[paper] {experiment.name} ({scale}) in {workdir}, data in {data_root}:\n{describe(jobs)}")
@@ -395,6 +418,8 @@ def define_flags() -> dict:
       "report_only": flags.DEFINE_bool("report_only", False, "run nothing; write the report of what is finished"),
       "runs": flags.DEFINE_string("runs", None, "run only the runs whose name matches this regex (and their data); "
                                   "the report still covers every finished run of the experiment"),
+      "set": flags.DEFINE_multi_string("set", [], "dotted.key=value override of every run's config (after the "
+                                       "scale's; listed in the report's protocol); repeatable"),
   }
   flags.mark_flag_as_required("experiment")
   return f
@@ -409,7 +434,7 @@ def main(argv, f: dict):
   runtime.enable_compilation_cache()
   runtime.install_brax_compat()
   run_experiment(experiment, scale, workdir, f["data_root"].value, seeds, f["vmap_seeds"].value, f["dry_run"].value,
-                 f["runs"].value, f["report_only"].value, log=lambda s: print(s, flush=True))
+                 f["runs"].value, f["report_only"].value, f["set"].value, log=lambda s: print(s, flush=True))
 
 
 if __name__ == "__main__":

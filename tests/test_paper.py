@@ -163,3 +163,22 @@ def test_a_run_recorded_before_a_config_field_existed_reads_as_its_old_value(fin
   config.model.histogram_input = "density"
   with pytest.raises(driver.ChangedConfig, match=r"keys: model\.histogram_input"):
     driver.run_state(config, old, "old run")
+
+
+def test_set_overrides_every_run_and_a_finished_run_of_another_config_is_refused(finished, tmp_path):
+  workdir, data_root, _ = finished
+  variant = ("context_length=4",)
+  with pytest.raises(driver.ChangedConfig, match=r"run medium-expert seed 0 .*keys: context_length\)"):
+    driver.run_experiment(tiny_experiment(), "tiny", workdir, data_root, dry_run=True, overrides=variant)
+  out = driver.run_experiment(tiny_experiment(), "tiny", str(tmp_path / "variant"), data_root, dry_run=True,
+                              overrides=variant)
+  runs = [j for j in out["jobs"] if j.kind != "data"]
+  assert len(runs) == 6 and all(j.config.context_length == 4 and j.state == "new" for j in runs)
+  assert all(j.state == "finished" for j in out["jobs"] if j.kind == "data")  # the data is shared, not redone
+  plan = driver.with_overrides(tiny_experiment().plan("tiny"), variant)
+  assert plan.protocol[-1] == ("overrides (--set)", "context_length=4")
+  for bad, message in ((("train.nosuch=1",), "train.nosuch"), (("seed=3",), "may not set seed"),
+                       (("context_length",), "dotted.key=value")):
+    with pytest.raises(ValueError, match=message):
+      driver.run_experiment(tiny_experiment(), "tiny", str(tmp_path / "bad"), data_root, dry_run=True, overrides=bad)
+  assert not os.path.exists(tmp_path / "bad")
