@@ -182,8 +182,16 @@ def fake_result(tmp_path, plan, method: str, seed: int, evaluation: str, mix_w1:
   names = [f"mix{w:g}_0" for w in gdt_bimodal.WEIGHTS]
   target = np.tile(np.array([0.5, 0, 0, 0, 0, 0.5]), (3, 1))
   achieved = np.roll(target, achieved_shift, axis=1)
+  # Per mixture target 2 episodes of 4 steps; bands below 0.67 m/s, 0.67-1.83, above (target means -0.5 and 3.0):
+  # CDT spends one episode in each mode (the first's fast last step is past its end), DT's have both modes.
+  slow, fast = -1.0, 3.0
+  episodes = {"CDT": ([slow, slow, slow, fast], [fast] * 4), "DT": ([slow, fast, 1.0, fast], [fast, slow, 1.0, 1.0])}
+  features = np.tile(np.array(episodes[method], np.float32), (3, 1, 1))
+  valid = np.ones((3, 2, 4), bool)
+  valid[:, 0, 3] = method != "CDT"
   np.savez(where / "eval_histogram.npz", names=np.array(names), edges_x_velocity=np.linspace(-2, 4, 7),
-           target_histograms_x_velocity=target, achieved_histograms_x_velocity=achieved)
+           target_histograms_x_velocity=target, achieved_histograms_x_velocity=achieved,
+           features_x_velocity=features, valid=valid)
   aggregates = {f"w1_mix{w:g}": v for w, v in mix_w1.items()}
   aggregates.update({"w1_mix": float(np.mean(list(mix_w1.values()))), "w1_task=halfcheetah": 0.1,
                      "w1_task=cheetah_backflip(reference_reward=False,rotation_reward_weight=1.0)": 0.2,
@@ -218,6 +226,10 @@ def test_report_tables_w1_per_weight_and_says_where_cdt_wins_by_more_than_the_se
   assert summary.startswith("# GDT bimodal x-velocity targets (quick): CDT vs DT") and "- seeds: 0, 1, 2" in summary
   assert "| 0.25 | 0.200 ± 0.016 | 0.600 ± 0.016 | +0.400 | 0.016 | yes |" in summary and "at 3 of 4 rows" in summary
   assert "| CDT | 3.00 ± 0.82 m/s (3.00) | -1.00 ± 0.00 m/s (-0.50) |" in summary  # seeds reach 2, 3, 4 m/s
+  # one mode per episode or both: the share of steps below the cut and the episodes committed to a side
+  assert "second mode below 0.67 m/s, between, forward mode above 1.83 m/s" in summary
+  assert "| CDT | 0.5 | 0.50 / 0.00 / 0.50 | 0.43 / 0.00 / 0.57 | 3 of 6 | 0 of 6 | 3 of 6 |" in summary  # 3 of 7 steps
+  assert "| DT | 0.5 | 0.50 / 0.00 / 0.50 | 0.25 / 0.38 / 0.38 | 0 of 6 | 6 of 6 | 0 of 6 |" in summary
 
 
 def test_method_histograms_plot_writes_a_png(tmp_path):

@@ -444,6 +444,65 @@ def bimodal_figure(path: str, results, evaluation: str, pair: int = 0) -> bool:
   return True
 
 
+# mode_table's episode classes: more than COMMIT of the steps in the second mode's band ("stood through" for a standing
+# second task), or at least BOTH in each mode's band (both modes in one episode).
+COMMIT, BOTH = 0.8, 0.2
+
+
+def mode_counts(result) -> dict[float, dict]:
+  """Per mixture weight, from one evaluation's arrays: the band edges (thirds of the way from the second task's
+  held-out target mean x-velocity to the forward task's), the targets' mean mass and the rollouts' share of steps in
+  each band (second mode, between, forward mode), how many episodes spent more than COMMIT of their steps in the
+  second mode's band and how many at least BOTH in each mode's band."""
+  low, high = (_second_task("target_mean_x_velocity_")(result),
+               _aggregate(f"target_mean_x_velocity_task={FORWARD}")(result))
+  cuts = (low + (high - low) / 3, low + 2 * (high - low) / 3)
+  with np.load(result.npz) as z:
+    names, x, valid = [str(n) for n in z["names"]], z["features_x_velocity"], z["valid"]
+    edges, target = z["edges_x_velocity"], z["target_histograms_x_velocity"]
+  band = lambda v: np.digitize(v, cuts)  # 0 second, 1 between, 2 forward  # noqa: E731
+  bin_band = band(0.5 * (edges[1:] + edges[:-1]))
+  out = {}
+  for w in WEIGHTS:
+    idx = [j for j, n in enumerate(names) if n.startswith(f"mix{w:g}_")]
+    if not idx:
+      continue
+    steps = valid[idx].sum(-1)  # [pairs, episodes]
+    counts = np.stack([((band(x[idx]) == b) & valid[idx]).sum(-1) for b in range(3)])  # [3, pairs, episodes]
+    share = counts / np.maximum(steps, 1)
+    out[w] = {"cuts": cuts, "target": [float(target[idx][:, bin_band == b].sum(-1).mean()) for b in range(3)],
+              "achieved": [float(c.sum() / steps.sum()) for c in counts],
+              "second": int((share[0] > COMMIT).sum()), "both": int(((share[0] >= BOTH) & (share[2] >= BOTH)).sum()),
+              "episodes": int(steps.size)}
+  return out
+
+
+def mode_table(results, evaluation: str) -> str:
+  """Whether rollouts produce the two modes, within episodes or one per episode, or speeds between them: per method
+  and mixture weight, the share of steps in each band (target's; achieved, mean over seeds) and the episodes (all
+  seeds and pairs) in the second mode throughout or in both modes (`mode_counts`)."""
+  rows = {}
+  for r in sorted((r for r in results if r.evaluation == evaluation), key=lambda r: r.seed):
+    for w, c in mode_counts(r).items():
+      rows.setdefault((r.run.tag["method"], w), []).append(c)
+  if not rows:
+    return ""
+  lo, hi = next(iter(rows.values()))[0]["cuts"]
+  lines = [f"Bands of x-velocity: second mode below {lo:.2f} m/s, between, forward mode above {hi:.2f} m/s (thirds "
+           "of the way between the two tasks' held-out target means); shares of steps as second / between / "
+           f"forward. Episodes: in the second mode (more than {COMMIT:.0%} of its steps in that band), in both modes "
+           f"(at least {BOTH:.0%} in each mode's band), other (the forward mode or speeds between).\n",
+           "| method | w (forward) | target | achieved (mean over seeds) | episodes in the second mode | "
+           "in both modes | other |", "|---|---|---|---|---|---|---|"]
+  for (method, w), counts in rows.items():
+    achieved = np.mean([c["achieved"] for c in counts], axis=0)
+    second, both, n = (sum(c[k] for c in counts) for k in ("second", "both", "episodes"))
+    shares = lambda v: " / ".join(f"{x:.2f}" for x in v)  # noqa: E731
+    lines.append(f"| {method} | {w:g} | {shares(counts[0]['target'])} | {shares(achieved)} | {second} of {n} | "
+                 f"{both} of {n} | {n - second - both} of {n} |")
+  return "\n".join(lines) + "\n"
+
+
 def follow_table(cell_list, evaluation: str) -> str:
   """Whether each model follows its conditioning at all: the mean x-velocity of its rollouts on each task's held-out
   targets beside the targets' own (mean ± std over seeds)."""
@@ -474,8 +533,10 @@ def report(plan, results, report_dir, scale):
     table, verdicts = weight_table(cell_list, evaluation)
     section = (f"\n## Mixture targets, {evaluation}: W1 per weight, CDT vs DT\n\n{table}\nCDT's W1 is below DT's by "
                f"more than the seed std at {sum(verdicts)} of {len(verdicts)} rows.\n")
-    text.append(section)
-    summary += [section, f"\n### Held-out targets, {evaluation}: mean x-velocity achieved (target's)\n\n"
+    modes = mode_table(results, evaluation)
+    modes = modes and f"\n### Mixture targets, {evaluation}: one mode per episode or both?\n\n{modes}"
+    text += [section, modes]
+    summary += [section, modes, f"\n### Held-out targets, {evaluation}: mean x-velocity achieved (target's)\n\n"
                          f"{follow_table(cell_list, evaluation)}"]
     figure = os.path.join(report_dir, f"bimodal_{evaluation}.png")
     if bimodal_figure(figure, results, evaluation):
