@@ -7,7 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from experiments.configs import cdt
+from experiments import conditioning_sensitivity as sensitivity
+from experiments.configs import bc, cdt
 from gdt import checkpoint as ckpt
 from gdt import train
 from gdt.core import checkpoint as core_ckpt
@@ -96,6 +97,36 @@ def test_load_model_rebuilds_the_gdt_policy_from_its_record(setup, tmp_path):
   assert loaded.step == 3 and loaded.model == trainer.model  # same class and fields
   for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(state.params), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _saved_policy(setup, workdir):
+  config, prep, trainer, data, meta = setup
+  state = trainer.init(0)
+  mngr = core_ckpt.manager(workdir)
+  core_ckpt.save(mngr, 1, state.params, state.extras(), meta)
+  mngr.close()
+  return ckpt.load_policy(workdir)
+
+
+def test_conditioning_sensitivity_swaps_z_only(setup, tmp_path):
+  """experiments.conditioning_sensitivity: the other data's z_t moves CDT's action; the same data's z_t, or a policy
+  without conditioning (BC), moves nothing; the error is the distance to the data's own action."""
+  policy = _saved_policy(setup, str(tmp_path / "cdt"))
+  trajs, other = synthetic_trajectories(min_length=20), synthetic_trajectories(seed=1, min_length=20)
+  steps = (0, 3, 10)
+  swapped = sensitivity.sensitivity(policy, trajs, other, steps, 4)
+  assert all(swap > 0 for _, swap in swapped.values())  # small at init, exactly 0 below
+  same = sensitivity.sensitivity(policy, trajs, trajs, steps, 4)
+  assert [swap for _, swap in same.values()] == [0.0] * 3
+  assert [err for err, _ in same.values()] == [err for err, _ in swapped.values()] and same[0][0] > 0
+  bc_policy = _saved_policy(make_setup(tiny(bc)), str(tmp_path / "bc"))
+  assert [swap for _, swap in sensitivity.sensitivity(bc_policy, trajs, other, steps, 4).values()] == [0.0] * 3
+  shortest = min(trajs.lengths[:4].min(), other.lengths[:4].min())
+  sensitivity.sensitivity(policy, trajs, other, (shortest - 1,), 4)
+  with pytest.raises(ValueError, match=rf"--steps must lie in \[0, {shortest}\)"):
+    sensitivity.sensitivity(policy, trajs, other, (0, shortest), 4)
+  with pytest.raises(ValueError, match="--other has 5 trajectories, fewer than --trajectories=6"):
+    sensitivity.sensitivity(policy, trajs, other.select(np.arange(5)), (0,), 6)
 
 
 class _ToyModel(nn.Module):
