@@ -13,7 +13,8 @@ trained together:
      the nearest target mass): a run/stand mixture's future sum is also a medium runner's, so a return-conditioned
      DT is told only how far to go, not how to split the episode;
   4. `<workdir>/report/`: summary.md (the protocol, W1 per mixture weight for CDT and DT, mean ± std over seeds,
-     whether CDT is below DT by more than the seed std, and whether each model follows its held-out targets),
+     whether CDT is below DT by more than the seed std, how the rollouts divide their steps between the two modes,
+     and whether each model follows its held-out targets),
      report.md and CSVs with every metric, and PNGs (target vs achieved histograms of both models).
 Rerunning the command resumes and redoes nothing that is finished; the same machine gives the same table.
 The measured result and its wall time are in README.md ("make demo").

@@ -40,117 +40,102 @@ Scales:
   full             full data (1M transitions per level, brax's PPO settings) with cheetah_backflip, gdt_base's paper
                    model and 100k steps, 5 best + 5 middle per task, 20 episodes per target, seeds 0-2; a GPU job.
 Expected result (the paper's claim): CDT's W1 to the mixtures below DT's by more than the seed std; the report says
-per weight whether it is.
+per weight whether it is, and (summary.md, "one mode per episode or both?") how the rollouts divide their steps
+between the two modes' x-velocity bands and how many episodes hold both modes.
 
-Measured 2026-12-02, `quick` (the command above; the data jobs already there but the switching episodes, 25 s;
-19m45s for both methods, then 10m46s to redo CDT with density input, 2 otherwise idle cores), W1 to the mixtures,
-mean ± std over seeds 0-2:
-  closed loop  w = 0.25 / 0.5 / 0.75 / all: CDT 0.203 ± 0.085 / 0.213 ± 0.050 / 0.267 ± 0.051 / 0.227 ± 0.046,
-                                            DT  0.317 ± 0.023 / 0.316 ± 0.032 / 0.253 ± 0.030 / 0.295 ± 0.027;
-  open loop                                 CDT 0.361 ± 0.102 / 0.326 ± 0.027 / 0.406 ± 0.018 / 0.365 ± 0.038,
-                                            DT  0.310 ± 0.043 / 0.364 ± 0.018 / 0.314 ± 0.041 / 0.329 ± 0.029.
-So CDT is below DT by more than the seed std in closed loop (w = 0.25, 0.5 and all mixtures; level at 0.75), not in
-open loop, where a fixed p* never tells a running cheetah that its share of running is spent. Both produce bimodal
-rollouts (bimodal_closed_loop.png: at w = 0.5, seed 0, CDT stands 44% of the steps, DT 25%, the target 51%): with
-switching data a run/stand mixture has a unique future-sum schedule (run until the sum is spent, then stand), which
-DT can follow; CDT matches the proportions better. Held-out targets: forward W1 CDT 0.218 ± 0.039, DT 0.258 ± 0.013
-(closed loop); standing (mean x-velocity -0.01): CDT 0.183 ± 0.244 m/s (seed 0 jogs at 0.56), DT 0.013 ± 0.008.
-CDT with the reference's probability input (the same command at commit d076c1b): closed loop all mixtures
-0.728 ± 0.045; it ran every episode, asked to stand as well (1.5 m/s); one seed trained 18000 steps (a scratch
-run of that config, not a scale here) got 0.469 (open loop), so it learns to read the probabilities, 3x slower at
-least.
+Every command below writes its report (report.md, summary.md, CSVs, PNGs) into its --workdir (default
+workdirs/paper/gdt_bimodal_<scale>); a `--set=KEY=VALUE` variant needs a --workdir of its own and, with
+`--runs=cdt`, trains CDT only. PPO data differ between CPUs (deterministic on one), and so does everything trained on
+them: two hosts' quick data gave opposite verdicts (below).
 
-Rerun of `quick` from nothing on 2026-12-03 (the first command above, 42m12s on 2 idle cores: data 9m49s, CDT
-14m41s, DT 17m42s): PPO data differ across hosts (halfcheetah quick expert 1450, medium 710; the table above had 1483
-and 634) and the result did not hold: CDT stood on 1 of 3 seeds (standing targets 0.87 ± 0.61 m/s, DT 0.04 ± 0.01),
-closed loop w = 0.25 / 0.5 / 0.75 / all: CDT 0.767 ± 0.406 / 0.628 ± 0.261 / 0.437 ± 0.044 / 0.611 ± 0.226, DT
-0.284 ± 0.048 / 0.468 ± 0.091 / 0.372 ± 0.049 / 0.375 ± 0.036; open loop all: CDT 0.606 ± 0.204, DT 0.438 ± 0.059.
-With histogram_input="cdf" in `quick()` on the same data: standing 0.80 ± 0.44 m/s, closed loop all mixtures
-0.497 ± 0.102 (w = 0.5: 0.363 ± 0.166 vs DT 0.468 ± 0.091), open loop all 0.468 ± 0.081.
+`quick`, host A, 2026-12-02 (the command above; 19m45s for both methods with the data there, 2 idle cores), W1 to
+the mixtures, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
+  closed loop  CDT 0.203 ± 0.085 / 0.213 ± 0.050 / 0.267 ± 0.051 / 0.227 ± 0.046
+               DT  0.317 ± 0.023 / 0.316 ± 0.032 / 0.253 ± 0.030 / 0.295 ± 0.027
+  open loop    CDT 0.361 ± 0.102 / 0.326 ± 0.027 / 0.406 ± 0.018 / 0.365 ± 0.038
+               DT  0.310 ± 0.043 / 0.364 ± 0.018 / 0.314 ± 0.041 / 0.329 ± 0.029
+CDT is below DT by more than the seed std in closed loop (w = 0.25, 0.5 and all mixtures), not in open loop, where a
+fixed p* never tells a running cheetah that its share of running is spent. Held-out targets, closed loop: forward
+W1 CDT 0.218 ± 0.039, DT 0.258 ± 0.013; asked to stand, CDT 0.183 ± 0.244 m/s (seed 0 jogs at 0.56), DT 0.013 ±
+0.008. With the reference's probability input (quick's own CDT at commit d076c1b; today
+`--set=model.histogram_input=probability`) CDT ignored its target at this budget: it ran in every episode, asked to
+stand as well, closed loop all mixtures 0.728 ± 0.045.
 
-Closed loop where each achieved step uses up the nearest target mass (`eval.schedule=closed_loop_nearest`; the
-bin-by-bin rule spends nothing for a step one bin off its target mode, so the histogram left drifts to whatever was
-not done), the same checkpoints re-evaluated on 2026-12-03, all mixtures, seeds 0-2 (bin-by-bin in brackets): this
-host's quick runs, density input 0.458 / 0.434 / 0.902 (0.453 / 0.449 / 0.930), cdf input 0.598 / 0.435 / 0.456
-(0.622 / 0.372 / 0.497); DT 0.390 / 0.409 / 0.325 (its closed loop is the same under both). Asked to stand, the
-density-input CDT stands on 1 of 3 seeds (0.94 / 0.18 / 1.61 m/s), the cdf one on none (1.29 / 0.42 / 0.78), so
-the quick claim stays unmet on this host: the failure there is not the closed loop. A density-input CDT trained
-12000 steps on these data (a probe, not a scale) stood on 2 of 3 seeds (1.04 / 0.01 / 0.19 m/s) and gave all
-mixtures 0.688 / 0.511 / 0.445 (nearest), 0.735 / 0.538 / 0.530 (open loop): more steps alone do not fix it.
+`quick`, host B (another 2-core machine), 2026-12-03, from nothing (42m12s on 2 idle cores: data 9m49s,
+CDT 14m41s, DT 17m42s; halfcheetah quick expert 1450 and medium 710 where host A had 1483 and 634): the claim fails.
+CDT stood when asked on 1 of 3 seeds (0.87 ± 0.61 m/s, DT 0.04 ± 0.01); all mixtures closed loop CDT 0.611 ± 0.226,
+DT 0.375 ± 0.036 (w = 0.25 / 0.5 / 0.75: CDT 0.767 / 0.628 / 0.437, DT 0.284 / 0.468 / 0.372), nearest-mass closed
+loop CDT 0.598 ± 0.215 (DT's update is the same under both), open loop CDT 0.606 ± 0.204, DT 0.438 ± 0.059. CDT
+variants on the same data (`--runs=cdt`, 7-23 min each on 2 idle cores):
+  --set=model.histogram_input=cdf   asked to stand 0.80 ± 0.44 m/s; closed loop all mixtures 0.497 ± 0.102
+                                    (w = 0.5: 0.363 ± 0.166 vs DT 0.468 ± 0.091), nearest 0.496 ± 0.072, open
+                                    loop 0.468 ± 0.081
+  --set=train.num_steps=12000       stood on 2 of 3 seeds (nearest: 1.04 / 0.01 / 0.19 m/s); all mixtures per seed,
+                                    nearest 0.688 / 0.511 / 0.445, open loop 0.735 / 0.538 / 0.530: more steps
+                                    alone do not fix it
+Why CDT ran when asked to stand: whether a cheetah runs or stands is settled in its first steps, and a uniform window
+start puts 1/1000 of the training windows at step 0. `python -m experiments.conditioning_sensitivity` (its docstring
+has the command) teacher-forces 8 standing-expert trajectories through a checkpoint with their own z_t and with a
+forward expert's: at step 0 the swap moved quick's CDT action by 0.055 / 0.061 / 0.113 (seeds 0-2; L2), DT's by 0.559
+/ 0.378 / 0.485, and CDT missed the expert's step-0 action by 0.560 / 0.611 / 0.655 (DT 0.370 / 0.371 / 0.442).
+`quick_start` (`train.episode_start_fraction=0.25`: a quarter of the windows start at step 0) raised CDT's step-0
+swap to 0.728 / 0.668 / 0.720 and cut its step-0 error to 0.120 / 0.090 / 0.079 (steps 20 and 100: swaps 0.03-0.09).
 
-Why CDT ran when asked to stand, and `quick_start`, measured 2026-12-03 on the second host's data. Whether a cheetah
-runs or stands is settled in its first steps (the standing expert drifts forward at up to 0.5 m/s over its first
-~20 steps, then settles: 0.003 m/s after step 40; the failing episodes never settle), and a uniform window start puts
-1/1000 of the training windows at step 0.
-Teacher-forcing 8 standing-expert trajectories through the `quick` checkpoints and swapping their z_t for a forward
-expert's moved CDT's step-0 action by 0.06-0.11 (L2, per seed), DT's by 0.37-0.56, and CDT missed the expert's
-step-0 action by 0.56-0.65 (DT 0.37-0.44). With `train.episode_start_fraction=0.25` CDT's step-0 swap was 0.67-0.73
-and its step-0 error 0.08-0.12 (mid-episode swaps stayed 0.03-0.23). `quick_start` (`python -m launch.paper
---experiment=gdt_bimodal --scale=quick_start --vmap_seeds`; 34m50s for DT and the extra evaluations with the data
-there and CDT's runs trained first by a script with the identical config (13m04s), 2 otherwise idle cores): both
-models stand when asked on every seed (0.01 ± 0.00 m/s; `quick` on this data: CDT 0.87 ± 0.61), but DT stays ahead
-on the mixtures, all mixtures closed
-loop CDT 0.480 ± 0.038, DT 0.402 ± 0.015; nearest-mass CDT 0.467 ± 0.037; open loop CDT 0.570 ± 0.009, DT 0.427 ±
-0.047 (w = 0.25 / 0.5 / 0.75, closed loop: CDT 0.381 / 0.602 / 0.458, DT 0.367 / 0.457 / 0.381). CDT now mostly
-commits an episode to one mode from its first steps: nearest-mass closed loop, of the 60 episodes per weight (5
-pairs x 4 episodes x 3 seeds), at w = 0.5 (54-57% standing targets) 38 stand more than 80% of their steps and 7 run
-more than 80%; at w = 0.75, 46 run more than 80%. DT commits too (at w = 0.5 15 stand and 39 run more than 80% of
-their steps), but leans the other way: at w = 0.5 its running episodes cover the mixture's running speeds where
-CDT's standing ones miss them (bimodal_closed_loop_nearest.png, seed 0).
+`quick_start`, host B, 2026-12-03 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_start
+--vmap_seeds`, the same data; CDT's 3 seeds 13m04s, then DT and the extra evaluations 34m50s, 2 idle cores): both
+models stand when asked on every seed (0.01 ± 0.00 m/s), but DT stays ahead on the mixtures: all mixtures closed
+loop CDT 0.480 ± 0.038, DT 0.402 ± 0.015 (w = 0.25 / 0.5 / 0.75: CDT 0.381 / 0.602 / 0.458, DT 0.367 / 0.457 /
+0.381); nearest-mass CDT 0.467 ± 0.037; open loop CDT 0.570 ± 0.009, DT 0.427 ± 0.047. Its summary.md's mode table
+(nearest-mass closed loop, 60 episodes per weight; bands below 0.47 m/s / between / above 1.04 m/s): at w = 0.5 the
+target puts 0.59 / 0.09 / 0.33 of its mass in the bands, CDT's steps 0.80 / 0.04 / 0.16 (38 episodes stay in the
+standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): CDT now stands through too many episodes,
+DT splits its episodes closer to the target's proportions.
 
-`demo` (= `make demo`), measured 2026-12-03 in a fresh clone (`make demo`, 2 otherwise idle cores, cold caches):
-closed_loop_nearest, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
+`demo` (= `make demo`), 2026-12-03, host B, from two fresh clones (2 idle cores, cold caches), both the same
+per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
   CDT, cdf input      0.203 ± 0.028 / 0.270 ± 0.073 / 0.191 ± 0.011 / 0.222 ± 0.014 (per seed all: 0.235 / 0.227 /
                       0.203)
   DT                  0.191 ± 0.026 / 0.333 ± 0.066 / 0.198 ± 0.013 / 0.241 ± 0.031 (0.284 / 0.223 / 0.215)
-CDT is below DT over all mixtures on 2 of 3 seeds (tied on seed 1), by less than the seed std; asked to stand, CDT
+CDT is below DT over all mixtures on 2 of 3 seeds (level on seed 1), by less than the seed std; asked to stand, CDT
 stands (0.02 ± 0.01 m/s), DT jogs a little (0.12 ± 0.05); forward targets (1.14 m/s): CDT 1.00 ± 0.03, DT 1.03 ±
-0.06. Both split episodes into running then standing (bimodal_closed_loop_nearest.png); at w = 0.5 CDT stands too
-long (70% of the steps for a 53% target, seed 0), DT too little (22%). The same CDT checkpoints re-evaluated with
-the bin-by-bin closed loop gave all mixtures 0.280 ± 0.029 (below). The first fresh clone took 32m29s (data 12m05s
-of which the halfcheetah PPO run 6m41s and the standing one 3m54s, now 20,480 steps; CDT 10m33s and DT 9m01s for 3
-seeds each, evaluation ~3.7 min of each); the second (standing PPO at 20,480 steps) 30m56s with its install (data
-11m08s, CDT 7m09s, DT 11m41s), and its per_seed.csv equals the first's byte for byte.
+0.06. The mode table (summary.md; bands below 0.38 m/s / between / above 0.76 m/s): at w = 0.5 the target puts 0.66
+/ 0.05 / 0.29 of its mass in the bands, CDT's steps 0.72 / 0.05 / 0.22, DT's 0.47 / 0.09 / 0.44; at w = 0.75 the
+target 0.49 / 0.08 / 0.43, CDT 0.48 / 0.09 / 0.42, DT 0.35 / 0.11 / 0.54: CDT divides its steps between the modes in
+nearly the target's proportions where DT runs too much, and both hold both modes within most episodes at w >= 0.5
+(CDT 16 and 31 of 36, DT 31 and 36); CDT's lead in W1 stays small because it runs slower than the forward targets.
+The same table to three decimals came from `python -m launch.paper --experiment=gdt_bimodal --scale=demo
+--vmap_seeds --data_root=workdirs/paper/demo_data --workdir=workdirs/paper/gdt_bimodal_demo` on 2026-12-03 (data
+made from nothing by the context-10 variant below); its training and evaluation took 11m47s on 2 quiet cores.
+Wall time: the first clone 32m29s (data 12m05s, of which the halfcheetah PPO run 6m41s and the standing one 3m54s
+before it stopped at the 20,480 steps it selects; CDT 10m33s, DT 9m01s, ~3.7 min of each the evaluation), the second
+30m56s with its install (data 11m08s, CDT 7m09s, DT 11m41s): this host's speed varies by half between identical runs.
+Variants on the demo's data (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
+--data_root=workdirs/demo/data --workdir=<its own>` after `make demo`, plus):
+  --set=context_length=10            ~1.6x fewer seconds per step (3 seeds at 18.8 / 25.2 steps/s for CDT / DT
+                                     against 13.2 / 14.5 with K = 20, the same hour; 13m27s from nothing with a
+                                     warm compile cache, data 5m03s of it), but DT
+                                     comes out ahead: all mixtures CDT 0.237 ± 0.071 (0.138 / 0.302 / 0.270), DT
+                                     0.184 ± 0.040 (0.230 / 0.134 / 0.188)
+  --runs=cdt --set=model.histogram_input=density   CDT does not stand when asked (0.53 ± 0.15 m/s) and runs too much
+                                     in the mixtures: all mixtures 0.445 ± 0.140 (w = 0.25 / 0.5 / 0.75: 0.661 /
+                                     0.430 / 0.245), hence the demo's cumulative-sum input (6m37s)
+`demo_nodrop` (the command above with --scale=demo_nodrop; CDT 8m41s, DT ~9 min): all mixtures CDT 0.184 ± 0.010,
+DT 0.194 ± 0.048 (DT lower on 2 of 3 seeds); without dropout both match the mixtures better at 3000 steps and stay
+level; the step is not faster.
 
-`demo_nodrop`, measured 2026-12-03 on the demo's data (`python -m launch.paper --experiment=gdt_bimodal
---scale=demo_nodrop --vmap_seeds --workdir=workdirs/demo_nodrop --data_root=workdirs/demo/data`, after `make demo`;
-CDT 8m41s, DT ~9 min, 2 otherwise idle cores): all mixtures CDT 0.184 ± 0.010 (0.186 / 0.170 / 0.195), DT 0.194 ±
-0.048 (0.158 / 0.162 / 0.262); w = 0.25 / 0.5 / 0.75: CDT 0.150 / 0.211 / 0.189, DT 0.154 / 0.252 / 0.176. Without
-dropout both models match the mixtures better at 3000 steps, and they stay level (DT lower on 2 of 3 seeds); the
-step is not faster (CDT's 3 seeds 8.1 steps/s, the demo's 7.1-12.2).
-
-Earlier `demo` runs, 2026-12-02/03 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
---workdir=workdirs/demo_probe --data_root=workdirs/demo_probe/data`; from nothing 29m34s on 2 cores shared with a
-PPO job: data 12m14s, each method ~8.5 min; CDT alone on 2 idle cores with the data there: 5m32s; forward expert
-return 954.0 at 1.14 m/s, medium 497.8, standing -33.3), closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over
-seeds 0-2:
-  CDT, cdf input      0.276 ± 0.031 / 0.352 ± 0.121 / 0.212 ± 0.022 / 0.280 ± 0.029
-  DT                  0.191 ± 0.026 / 0.333 ± 0.066 / 0.198 ± 0.013 / 0.241 ± 0.031
-  CDT, density input  0.685 ± 0.369 / 0.255 ± 0.048 / 0.275 ± 0.083 / 0.405 ± 0.165 (the same command with
-                      histogram_input="density" in `demo()`)
-With the density input CDT did not follow its target when asked to stand (0.52 ± 0.20 m/s on the standing targets;
-context 10 or a learning rate of 1e-3 did not fix it); with the cdf input it stands on every seed (0.03 ± 0.01 m/s,
-DT 0.08 ± 0.04) and follows the forward targets (1.01 ± 0.02 m/s, targets 1.14). DT is still ahead on the mixtures:
-CDT stands too early (at w = 0.5 it averages 0.07-0.48 m/s where the mixture's mean is 0.47-0.63), and a run/stand
-mixture in closed loop is one DT can follow by its future sum. (Those runs' evaluation was the bin-by-bin closed
-loop; re-evaluated with the nearest-mass one they give the demo's table above to three decimals, so the fresh
-clone's training reproduced them.)
-
-`quick_reverse`, measured 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
---vmap_seeds`, 28m32s on 2 otherwise idle cores, 5 min of it the backward PPO run and its data: mode return -458,
-x-velocity -1.31 m/s), closed loop, w = 0.25 / 0.5 / 0.75 / all: CDT 0.498 ± 0.098 / 1.245 ± 0.052 / 0.616 ± 0.004 /
+`quick_reverse`, host A, 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
+--vmap_seeds`, 28m32s on 2 idle cores, 5 min of it the backward PPO run and its data: mode return -458, x-velocity
+-1.31 m/s), closed loop, w = 0.25 / 0.5 / 0.75 / all: CDT 0.498 ± 0.098 / 1.245 ± 0.052 / 0.616 ± 0.004 /
 0.786 ± 0.035, DT 0.697 ± 0.024 / 1.269 ± 0.094 / 0.589 ± 0.056 / 0.852 ± 0.044 (open loop all: CDT 0.871 ± 0.028,
 DT 0.865 ± 0.042). Neither model matches a forward/backward mixture: neither switches direction within an episode
-(bimodal_closed_loop.png: at w = 0.5 and 0.75 both run forward all episode; at 0.25 CDT runs backward all
-episode, DT stands half the time, the standing cheetah whose future sum the mixture shares). CDT is below DT over
-all mixtures by more than the seed std only through w = 0.25. Held-out backward targets: CDT -1.31 ± 0.01 m/s, DT
--1.25 ± 0.10 (targets -1.31). In the switching data the forward expert does not always recover from running
-backwards (one episode of four inspected stalled at -0.01 m/s after the switch).
+(bimodal_closed_loop.png: at w = 0.5 and 0.75 both run forward all episode; at 0.25 CDT runs backward all episode,
+DT stands half the time, the standing cheetah whose future sum the mixture shares). Held-out backward targets: CDT
+-1.31 ± 0.01 m/s, DT -1.25 ± 0.10 (targets -1.31).
 
-`quick_no_switch`, measured earlier the same day (15m33s, data there), open loop (closed loop within 0.02):
-w = 0.25 / 0.5 / 0.75: CDT 0.745 ± 0.330 / 0.599 ± 0.090 / 0.293 ± 0.013, DT 0.545 ± 0.259 / 0.663 ± 0.014 /
-0.302 ± 0.011: both ran whole episodes given a mixture (DT seed 0 at w = 0.25 stood in some episodes, ran in
-others); on the standing targets DT stood (0.03 ± 0.04 m/s), CDT's seeds -0.002, 0.31, 1.17 m/s.
+`quick_no_switch`, host A, 2026-12-02 (15m33s, data there), open loop (closed loop within 0.02), w = 0.25 / 0.5 /
+0.75: CDT 0.745 ± 0.330 / 0.599 ± 0.090 / 0.293 ± 0.013, DT 0.545 ± 0.259 / 0.663 ± 0.014 / 0.302 ± 0.011: both
+ran whole episodes given a mixture; on the standing targets DT stood (0.03 ± 0.04 m/s), CDT's seeds -0.002, 0.31,
+1.17 m/s.
 
 The paper's second behaviour is a backflipping cheetah (cheetah_backflip, its reward pays the backward pitch rate).
 In the quick PPO budget it does not flip: the 1M-step quick run's sampled-action evaluation return went from -265
