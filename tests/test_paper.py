@@ -182,3 +182,16 @@ def test_set_overrides_every_run_and_a_finished_run_of_another_config_is_refused
     with pytest.raises(ValueError, match=message):
       driver.run_experiment(tiny_experiment(), "tiny", str(tmp_path / "bad"), data_root, dry_run=True, overrides=bad)
   assert not os.path.exists(tmp_path / "bad")
+
+
+def test_behaviour_metrics_read_speed_and_episode_length_per_target_group():
+  rows = [{"name": "best_traj_0", "mean_length": 1000.0}, {"name": "best_traj_1", "mean_length": 200.0},
+          {"name": "middle_traj_0", "mean_length": 300.0}]
+  summary = {"targets": rows, "aggregates": {"mean_x_velocity_best": 0.5, "target_mean_x_velocity_best": 0.1},
+             "feature": "x_velocity", "conditioning": "histogram"}
+  result = paper.Result(tiny_experiment().plan("tiny").runs[0], 0, "open_loop", "", summary)
+  speed, target, length = common.behaviour_metrics("best")
+  assert (speed.name, target.name, length.name) == ("x_velocity_best", "target_x_velocity_best", "length_best")
+  assert (speed.fn(result), target.fn(result), length.fn(result)) == (0.5, 0.1, 600.0)
+  assert common.mean_length(result, "middle") == 300.0 and common.mean_length(result) == 500.0
+  assert np.isnan(common.behaviour_metrics("middle")[0].fn(result))  # not in this evaluation's aggregates

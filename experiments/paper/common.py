@@ -45,6 +45,12 @@ def mean_return(result: Result, group: str = "all") -> float:
   return float(result.aggregates[f"mean_return_{group}"])
 
 
+def mean_length(result: Result, group: str = "all") -> float:
+  """Mean rollout episode length over the `group` targets (rows named '<group>_...'; 'all': every row)."""
+  rows = [r for r in result.summary["targets"] if group == "all" or r["name"].startswith(f"{group}_")]
+  return float(np.mean([r["mean_length"] for r in rows])) if rows else float("nan")
+
+
 @dataclasses.dataclass(frozen=True)
 class Metric:
   """A named scalar of one evaluation (`fn(result)`), tabulated as mean ± std over seeds."""
@@ -64,6 +70,15 @@ def feature_w1(feature: str, group: str) -> Metric:
 
 def return_metric(group: str) -> Metric:
   return Metric(f"return_{group}", lambda r: mean_return(r, group), digits=1)
+
+
+def behaviour_metrics(group: str, feature: str = "x_velocity") -> tuple[Metric, ...]:
+  """What the rollouts of the `group` targets did beside what their targets did: mean `feature` per step (achieved,
+  the targets') and mean episode length."""
+  return (Metric(f"{feature}_{group}", lambda r: float(r.aggregates.get(f"mean_{feature}_{group}", np.nan)), 2),
+          Metric(f"target_{feature}_{group}", lambda r: float(r.aggregates.get(f"target_mean_{feature}_{group}",
+                                                                                np.nan)), 2),
+          Metric(f"length_{group}", lambda r: mean_length(r, group), 0))
 
 
 # ----------------------------------------------------------------------------------------------------------------
