@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import data as data_configs
-from gdt import envs
+from gdt import envs, hindsight
 from gdt.core import ppo
 from gdt.core.workdir import WorkdirBusy, WorkdirLock, remove_stale_temp_files
 from gdt.data import Trajectories, generation
@@ -147,7 +147,11 @@ def test_tiny_generation_writes_datasets_and_resumes(tmp_path):
   assert set(me.metadata["level_returns"]) == {"medium", "expert"}
   np.testing.assert_allclose(me.metadata["level_returns"]["expert"]["mean"], loaded["expert"].returns().mean(),
                              rtol=1e-5)
-  assert os.path.exists(os.path.join(workdir, "summary.md"))
+  summary = open(os.path.join(workdir, "summary.md")).read()
+  random = loaded["random"]
+  speed = hindsight.feature_values(random, "x_velocity")[random.mask()].mean()
+  assert (f"| random | {random.num_trajectories} | {random.num_transitions} | "
+          f"{random.num_transitions / random.num_trajectories:.0f} | ") in summary and f"| {speed:.2f} m/s |" in summary
   mode_returns = json.load(open(os.path.join(run_dir, generation.MODE_RETURNS)))
   assert sorted(map(int, mode_returns)) == [s.step for s in snapshots]
   assert loaded["medium"].metadata["snapshot_selection_returns"] == mode_returns

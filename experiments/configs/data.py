@@ -39,6 +39,8 @@ returns below are this machine's.
          2 cores, lightly shared): 6m39s, random 125.9 < medium 255.5 < expert 499.0, medium-replay 178.7,
          medium-expert 356.3 (expert episodes ~170 steps).
   full   D4RL scale: 1M transitions per level and brax's published PPO settings (a GPU job; not run here).
+Every data workdir's summary.md lists per level the episodes, mean episode length, returns and mean x-velocity per
+step (rerunning the command on a finished workdir rewrites it and nothing else).
 Medium = the snapshot whose return (`select_levels_by`: the mode policy's by default) is nearest random + medium_fraction
 (expert - random).
 The measured numbers above date from before commit f8128f5 (XLA's CPU emitters): on the same machine they are

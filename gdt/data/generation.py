@@ -38,7 +38,7 @@ import numpy as np
 
 import gdt
 from experiments.configs import data as data_configs  # the data config's fields and their rules, beside the defaults
-from gdt import envs
+from gdt import envs, hindsight
 from gdt.core import rollout
 from gdt.core.cli import check_fields
 from gdt.core.ppo import Snapshot, make_policy_factory, ppo_resumes, stack_snapshots, train_ppo
@@ -318,13 +318,26 @@ def _medium_expert(g: Generator) -> Trajectories:
 # ------------------------------------------------------------------------------------- driver
 
 def summary_table(generator: Generator, levels) -> str:
-  rows = ["| level | episodes | transitions | return mean ± std | min | max |", "|---|---|---|---|---|---|"]
+  """Per level: episodes, transitions, mean episode length, returns and the mean x-velocity per step (what a
+  dataset's behaviour does: e.g. an "expert" that stands still)."""
+  rows = ["| level | episodes | transitions | mean length | return mean ± std | min | max | x-velocity per step |",
+          "|---|---|---|---|---|---|---|---|"]
   for level in levels:
     trajs = generator.dataset(level)
     r = trajs.returns()
-    rows.append(f"| {level} | {trajs.num_trajectories} | {trajs.num_transitions} | {r.mean():.1f} ± {r.std():.1f} "
-                f"| {r.min():.1f} | {r.max():.1f} |")
+    rows.append(f"| {level} | {trajs.num_trajectories} | {trajs.num_transitions} | "
+                f"{trajs.num_transitions / trajs.num_trajectories:.0f} | {r.mean():.1f} ± {r.std():.1f} "
+                f"| {r.min():.1f} | {r.max():.1f} | {mean_x_velocity(trajs)} |")
   return "\n".join(rows)
+
+
+def mean_x_velocity(trajs: Trajectories) -> str:
+  """The mean x-velocity over every step, '-' where the env's observation has none."""
+  try:
+    v = hindsight.feature_values(trajs, "x_velocity")
+  except KeyError:
+    return "-"
+  return f"{float(np.asarray(v)[trajs.mask()].mean()):.2f} m/s"
 
 
 def run_dir(workdir: str, env: str) -> str:
