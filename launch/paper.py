@@ -393,7 +393,8 @@ def run_experiment(experiment: paper.Experiment, scale: str, workdir: str, data_
   report_dir = os.path.join(workdir, paper.REPORT_DIR)
   written = dict(experiment.report(full_plan, results, report_dir, scale))
   wall = time.perf_counter() - t0
-  log(f"[paper] {experiment.name} ({scale}): ran {len(ran)} of {len(jobs)} jobs ({len(jobs) - len(todo)} already "
+  finished = sum(j.state == "finished" for j in jobs)  # when scheduled (with --report_only others are left as they are)
+  log(f"[paper] {experiment.name} ({scale}): ran {len(ran)} of {len(jobs)} jobs ({finished} already "
       f"finished{', runs busy elsewhere: ' + ', '.join(busy) if busy else ''}), {len(results)} evaluations in the "
       f"report, wall time {format_seconds(wall)}; report: " + ", ".join(written.values()))
   return {"jobs": jobs, "ran": ran, "busy": busy, "report": written, "wall_s": wall}

@@ -177,6 +177,10 @@ def test_set_overrides_every_run_and_a_finished_run_of_another_config_is_refused
   assert all(j.state == "finished" for j in out["jobs"] if j.kind == "data")  # the data is shared, not redone
   plan = driver.with_overrides(tiny_experiment().plan("tiny"), variant)
   assert plan.protocol[-1] == ("overrides (--set)", "context_length=4")
+  lines = []
+  driver.run_experiment(tiny_experiment(), "tiny", str(tmp_path / "variant"), data_root, report_only=True,
+                        overrides=variant, log=lines.append)
+  assert "ran 0 of 7 jobs (1 already finished), 0 evaluations in the report" in lines[-1]  # only the data is done
   for bad, message in ((("train.nosuch=1",), "train.nosuch"), (("seed=3",), "may not set seed"),
                        (("context_length",), "dotted.key=value")):
     with pytest.raises(ValueError, match=message):
