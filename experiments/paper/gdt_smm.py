@@ -16,7 +16,12 @@ Scales:
          2000 steps, 4 episodes per target, quick data (experiments/configs/data.py preset quick), seeds 0-2.
   full   the paper protocol: gdt_base's defaults (3 layers x 128, batch 64, 100k steps), 20 episodes per target,
          full data (1M transitions per level), seeds 0-2; a GPU job.
-Expected results: see the measured quick table in the report this writes (workdirs/paper/gdt_smm_quick/report/).
+Expected result (the paper's claim): CDT's x-velocity W1 below DT's. Measured (README.md, "The paper's experiments"):
+the 4-env quick table of 2026-12-02 (2000 steps; CDT below DT on halfcheetah and hopper, not on walker2d and ant);
+on another host's data 2000 steps left the conditioned models near BC on halfcheetah (x-velocity W1 all targets,
+closed loop, CDT 0.259 ± 0.010, DT 0.253 ± 0.023, BC 0.329 ± 0.027), and 6000 steps (`--runs=^halfcheetah_x_velocity
+--set=train.num_steps=6000 --workdir=workdirs/paper/gdt_smm_quick_6k`) separated them: CDT 0.098 ± 0.006, DT 0.150 ±
+0.025, BC 0.261 ± 0.018 (open loop CDT 0.142 ± 0.023, DT 0.213 ± 0.029).
 """
 
 from __future__ import annotations
