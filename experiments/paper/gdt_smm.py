@@ -20,9 +20,9 @@ Expected result (the paper's claim): CDT's x-velocity W1 below DT's. Measured (R
 the 4-env quick table of 2026-12-02 (2000 steps; CDT below DT on halfcheetah and hopper, not on walker2d and ant);
 on another host's data 2000 steps (the quick command with `--runs=^halfcheetah`) left the conditioned models near BC
 on halfcheetah (x-velocity W1 all targets, closed loop, CDT 0.259 ± 0.010, DT 0.253 ± 0.023, BC 0.329 ± 0.027), and
-6000 steps (`--runs=^halfcheetah_x_velocity
---set=train.num_steps=6000 --workdir=workdirs/paper/gdt_smm_quick_6k`) separated them: CDT 0.098 ± 0.006, DT 0.150 ±
-0.025, BC 0.261 ± 0.018 (open loop CDT 0.142 ± 0.023, DT 0.213 ± 0.029).
+6000 steps (`--runs=^halfcheetah_x_velocity --set=train.num_steps=6000 --workdir=workdirs/paper/gdt_smm_quick_6k`)
+separated them: CDT 0.098 ± 0.006, DT 0.150 ± 0.025, BC 0.261 ± 0.018 (open loop CDT 0.142 ± 0.023, DT 0.213 ±
+0.029).
 """
 
 from __future__ import annotations
