@@ -68,19 +68,25 @@ def copy_of(pristine, path) -> str:
 
 
 def damage(workdir: str, step: int, item: str = "params", how: str = "flip") -> None:
-  """Flips 100 bytes of, or truncates to half, the largest array data file of `item` at `step`."""
+  """Flips 100 bytes of, or truncates to half, every array data file of `item` at `step`.
+
+  Every one: tensorstore's OCDBT leaves data files of superseded flushes beside the ones the final manifest reads,
+  and how many there are and which is largest depends on write timing, so damaging one file (the largest, say) can
+  leave the checkpoint intact.
+  """
   files = [p for p in glob.glob(os.path.join(core_ckpt.checkpoint_dir(workdir), str(step), item, "**", "d", "*"),
                                 recursive=True) if os.path.isfile(p)]
-  path = max(files, key=os.path.getsize)
-  with open(path, "rb") as f:
-    data = bytearray(f.read())
-  if how == "flip":
-    for i in np.random.default_rng(0).choice(len(data), size=min(100, len(data)), replace=False):
-      data[i] ^= 0xFF
-  else:
-    data = data[:len(data) // 2]
-  with open(path, "wb") as f:
-    f.write(bytes(data))
+  assert files, f"no data files of {item!r} at step {step}"
+  for path in files:
+    with open(path, "rb") as f:
+      data = bytearray(f.read())
+    if how == "flip":
+      for i in np.random.default_rng(0).choice(len(data), size=min(100, len(data)), replace=False):
+        data[i] ^= 0xFF
+    else:
+      data = data[:len(data) // 2]
+    with open(path, "wb") as f:
+      f.write(bytes(data))
 
 
 # ----------------------------------------------------------------------------------------------------------------
