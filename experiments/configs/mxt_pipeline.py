@@ -31,10 +31,11 @@ episodes of 1000 steps per env and seed, mean ± std over seeds 0, 1, 2 (transfo
 Both keep 69-77% of the data's success in distribution; nothing transfers to the held-out morphology at this budget.
 Repeated runs are bit-identical on one machine (checked). Wall time: experts about 75 min on 2 idle cores (mxt_experts.py),
 distillation with the experts cached 41m51s on 2 idle cores at commit bd18f89 (the same runs): about 2 h in all.
-Sizes: a probe of 3 x 128 on this data (seed 0) reached loss 0.035 at 18000 steps where mxt_base's quick 2 x 64 sat at
-0.08, hence the quick sizes here. Scratch probes on ant_touch_4 alone (2 x 64, seed 0): trained on all 64 collected
-episodes, successful or not, 0/32 at 4000 and 8000 steps; on the successful ones of 256, 5/32 at 12000 steps; hence
-`data.successful_only`.
+Why these sizes and `data.successful_only`: chosen by scratch runs of the distillation alone (not commands of this
+repository, so their numbers are not quoted here): mxt_base's quick 2 x 64 plateaued at a higher loss than 3 x 128 on
+this data, and training on every collected episode, failed ones included, gave no successes at the quick budget.
+Rerun them with the pipeline's own stage command (printed by the launcher) plus `--config.model.embed_dim=64
+--config.model.num_layers=2` or `--config.data.successful_only=false` and a --workdir of its own.
 """
 
 from __future__ import annotations
