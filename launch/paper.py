@@ -197,6 +197,9 @@ def schedule(plan: paper.Plan, workdir: str, data_root: str) -> list[Job]:
       if seen[job.name] != job:
         raise ValueError(f"two data jobs are named {job.name!r} but differ: {seen[job.name]} vs {job}")
       continue
+    missing = [n for n in job.needs if n not in seen]
+    if missing:
+      raise ValueError(f"data job {job.name!r} reads data jobs {missing}, which do not come before it in the plan")
     seen[job.name] = job
     paper.DATA_GENERATORS.get(job.generator)
     config = data_config(job)
@@ -207,8 +210,9 @@ def schedule(plan: paper.Plan, workdir: str, data_root: str) -> list[Job]:
   if repeated:
     raise ValueError(f"run names must be unique within an experiment; repeated: {repeated}")
   for run in plan.runs:
-    if run.data is not None and run.data not in seen:
-      raise ValueError(f"run {run.name!r} reads data job {run.data!r}, which the plan does not have "
+    missing = [n for n in ((run.data,) if run.data is not None else ()) + run.needs if n not in seen]
+    if missing:
+      raise ValueError(f"run {run.name!r} reads data jobs {missing}, which the plan does not have "
                        f"(data jobs: {', '.join(seen) or 'none'})")
     if len(set(run.evaluation_names())) != len(run.evaluation_names()):
       raise ValueError(f"run {run.name!r}: evaluation names {run.evaluation_names()} repeat")
@@ -330,13 +334,20 @@ def with_overrides(plan: paper.Plan, overrides: Sequence[str]) -> paper.Plan:
 
 
 def only_runs(plan: paper.Plan, pattern: str | None) -> paper.Plan:
-  """The plan's runs whose name matches `pattern` (re.search) and the data jobs they read."""
+  """The plan's runs whose name matches `pattern` (re.search) and the data jobs they read, and those read by those."""
   if not pattern:
     return plan
   runs = tuple(r for r in plan.runs if re.search(pattern, r.name))
   if not runs:
     raise ValueError(f"--runs={pattern!r} matches none of the runs: {', '.join(r.name for r in plan.runs)}")
-  needed = {r.data for r in runs}
+  by_name = {d.name: d for d in plan.data}
+  needed: set[str] = set()
+  todo = [n for r in runs for n in ((r.data,) if r.data is not None else ()) + r.needs]
+  while todo:
+    name = todo.pop()
+    if name not in needed:
+      needed.add(name)
+      todo.extend(by_name[name].needs if name in by_name else ())
   return dataclasses.replace(plan, runs=runs, data=tuple(d for d in plan.data if d.name in needed))
 
 

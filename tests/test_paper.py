@@ -199,3 +199,23 @@ def test_behaviour_metrics_read_speed_and_episode_length_per_target_group():
   assert (speed.fn(result), target.fn(result), length.fn(result)) == (0.5, 0.1, 600.0)
   assert common.mean_length(result, "middle") == 300.0 and common.mean_length(result) == 500.0
   assert np.isnan(common.behaviour_metrics("middle")[0].fn(result))  # not in this evaluation's aggregates
+
+
+def test_runs_keeps_every_data_job_a_kept_run_reads_and_the_plan_refuses_a_missing_one(tmp_path):
+  paper.load_all()
+  plan = paper.get("gdt_bimodal").plan("quick")
+  cdt = driver.only_runs(plan, "cdt")
+  assert [r.name for r in cdt.runs] == ["bimodal_cdt"]
+  # CDT reads the standing cheetahs' and the switching episodes' datasets besides the forward one, and the switching
+  # job reads the two experts' data: none may be dropped, or a fresh data root would train on missing files.
+  assert [d.name for d in cdt.data] == [d.name for d in plan.data] == [
+      "halfcheetah_quick", "cheetah_vel_stand_quick_expert", "halfcheetah_stand_switch_quick"]
+  switch = plan.data[-1]
+  alone = paper.Plan(data=(switch,), runs=())
+  with pytest.raises(ValueError, match=r"data job 'halfcheetah_stand_switch_quick' reads data jobs "
+                                       r"\['halfcheetah_quick', 'cheetah_vel_stand_quick_expert'\]"):
+    driver.schedule(alone, str(tmp_path / "w"), str(tmp_path / "data"))
+  without = paper.Plan(data=plan.data[:1], runs=cdt.runs)
+  with pytest.raises(ValueError, match=r"run 'bimodal_cdt' reads data jobs \['cheetah_vel_stand_quick_expert', "
+                                       r"'halfcheetah_stand_switch_quick'\], which the plan does not have"):
+    driver.schedule(without, str(tmp_path / "w"), str(tmp_path / "data"))

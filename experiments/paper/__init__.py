@@ -44,11 +44,13 @@ EVALS_DIR = "evals"  # <run workdir>/evals/<evaluation>/ holds an extra evaluati
 class DataJob:
   """A dataset to generate: `config` = 'experiments/configs/<file>.py[:args]', `overrides` dotted.key=value,
   run by the `generator` (a name in `DATA_GENERATORS`; 'brax_ppo' = `gdt.data.generation.generate`, what
-  `experiments.generate_data` runs) into `<data_root>/<name>`. Two jobs of one name must be identical."""
+  `experiments.generate_data` runs) into `<data_root>/<name>`; `needs` names the data jobs whose datasets it reads
+  (they come before it in the plan). Two jobs of one name must be identical."""
   name: str
   config: str
   overrides: tuple[str, ...] = ()
   generator: str = "brax_ppo"
+  needs: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +65,15 @@ class Evaluation:
 class RunJob:
   """A training run per seed: `config` = 'experiments/configs/<file>.py[:args]' (as `experiments.train_gdt`
   takes it), then `overrides` (dotted.key=value), then `seed`, then `data_dir` = the workdir of the data job named
-  `data` (None: the config's own data_dir). Its own evaluation is named `eval_name`; `evaluations` are extra ones.
+  `data` (None: the config's own data_dir); `needs` names the further data jobs it reads (`extra_datasets`). Its own
+  evaluation is named `eval_name`; `evaluations` are extra ones.
   `tags` are the run's coordinates in the report's tables, e.g. (('env', 'hopper'), ('method', 'CDT'))."""
   name: str
   config: str
   overrides: tuple[str, ...] = ()
   seeds: tuple[int, ...] = (0, 1, 2)
   data: str | None = None
+  needs: tuple[str, ...] = ()
   eval_name: str = "default"
   evaluations: tuple[Evaluation, ...] = ()
   tags: tuple[tuple[str, str], ...] = ()

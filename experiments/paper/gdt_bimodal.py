@@ -231,7 +231,8 @@ def switch_job(preset: str, second: DataJob) -> DataJob:
   return DataJob(f"{FORWARD}_{tag}_switch_{preset}",
                  f"experiments/configs/switch_data.py:first={FORWARD}@../{forward.name},"
                  f"second={second_env(second)}@../{second.name}"
-                 + (f",transitions={DEMO_SWITCH_TRANSITIONS}" if preset == "demo" else ""), generator="behaviour_switch")
+                 + (f",transitions={DEMO_SWITCH_TRANSITIONS}" if preset == "demo" else ""), generator="behaviour_switch",
+                 needs=(forward.name, second.name))
 
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
@@ -264,7 +265,8 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
   runs = tuple(RunJob(
       name=f"bimodal_{config}",
       config=f"experiments/configs/{config}.py:env={FORWARD},dataset=expert,feature=x_velocity,steps={steps}",
-      overrides=shared + own[method], seeds=SEEDS, data=forward.name, **evaluations,
+      overrides=shared + own[method], seeds=SEEDS, data=forward.name,
+      needs=tuple(job.name for job in data if job != forward), **evaluations,
       tags=common.run_tags(method=method)) for method, config in METHODS.items())
   data_line = (f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
                f"{', '.join(second.overrides)})")
