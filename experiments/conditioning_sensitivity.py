@@ -2,7 +2,8 @@
 the policy, conditioned on their own hindsight labels z_t or on another dataset's trajectories' z_t at the same step.
 
   python -m experiments.conditioning_sensitivity \
-      --runs=workdirs/paper/gdt_bimodal_quick/runs/bimodal_cdt_s0,workdirs/paper/gdt_bimodal_quick/runs/bimodal_dt_s0 \
+      --runs=workdirs/paper/gdt_bimodal_quick_density/runs/bimodal_cdt_s0,\
+workdirs/paper/gdt_bimodal_quick_density/runs/bimodal_dt_s0 \
       --data=workdirs/paper/data/cheetah_vel_stand_quick_expert/datasets/cheetah_vel-expert.npz \
       --other=workdirs/paper/data/halfcheetah_quick/datasets/halfcheetah-expert.npz
 

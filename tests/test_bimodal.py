@@ -125,12 +125,13 @@ def test_dataset_without_a_second_task_is_refused_for_mixtures(tmp_path):
 def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
   assert "gdt_bimodal" in load_all()
   for scale, second, preset in (("demo", "cheetah_vel_stand", "demo"), ("quick", "cheetah_vel_stand", "quick"),
+                                ("quick_density", "cheetah_vel_stand", "quick"),
                                 ("quick_start", "cheetah_vel_stand", "quick"),
                                 ("quick_no_switch", "cheetah_vel_stand", "quick"),
                                 ("quick_backflip", "cheetah_backflip", "quick"), ("full", "cheetah_backflip", "full")):
     plan = EXPERIMENTS.get("gdt_bimodal").plan(scale)
     env = second.removesuffix("_stand")
-    switching = scale in ("quick", "quick_start", "demo")
+    switching = scale in ("quick", "quick_density", "quick_start", "demo")
     assert [d.name for d in plan.data] == [f"halfcheetah_{preset}", f"{second}_{preset}_expert"] + (
         [f"halfcheetah_stand_switch_{preset}"] if switching else [])
     for run in plan.runs:
@@ -147,8 +148,11 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
       else:
         assert len(paths) == 1
       assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
-      # quick_start differs from quick only in where training windows start, for both methods
-      assert config.train.episode_start_fraction == (gdt_bimodal.START if scale == "quick_start" else 0.0)
+      # quick and quick_start start a quarter of the windows at step 0, for both methods; quick and the demo feed
+      # CDT its histogram's cumulative sum, quick_density and quick_start the densities
+      assert config.train.episode_start_fraction == (gdt_bimodal.START if scale in ("quick", "quick_start") else 0.0)
+      if run.tag["method"] == "CDT" and scale in ("demo", "quick", "quick_density", "quick_start"):
+        assert config.model.histogram_input == ("cdf" if scale in ("demo", "quick") else "density")
       # the demo evaluates the nearest-mass closed loop only, as its own evaluation; the others open loop, then
       # both closed loops as extra evaluations of the same checkpoint
       schedules = ["closed_loop_nearest"] if scale == "demo" else ["open_loop", "closed_loop", "closed_loop_nearest"]

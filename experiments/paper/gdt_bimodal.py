@@ -1,6 +1,6 @@
 """The synthesized bimodal target (gdt_reference.md §2.6, the project page): CDT vs DT asked for two behaviours at once.
 
-  python -m launch.paper --experiment=gdt_bimodal --scale=quick --vmap_seeds   # 2 CPU cores: ~30 min, plus ~12 for its data
+  python -m launch.paper --experiment=gdt_bimodal --scale=quick --vmap_seeds   # 2 CPU cores: ~50 min, plus ~10 for its data
   python -m launch.paper --experiment=gdt_bimodal --scale=full --vmap_seeds    # the paper protocol, a GPU
 
 CDT (the future x-velocity histogram) and DT (its future sum / 1000) train on the union of several datasets
@@ -16,9 +16,12 @@ The data of `quick`: forward-running cheetahs (halfcheetah quick expert, sampled
 (~0.8 m/s, near a half/half mixture's mean) and switching episodes (`gdt.data.switching`: the forward expert hands
 over to the standing one, or the reverse, at a uniformly random step; a task of its own). Without the switching
 episodes (`quick_no_switch`) no trajectory has both modes: the state tells a running from a standing cheetah after a
-few steps, and neither model produced a bimodal episode. CDT reads its histogram as densities
-(`model.histogram_input=density`, x 30 bins): fed as probabilities (the reference's), an input ~1/30 of DT's made
-CDT ignore it at this budget (below).
+few steps, and neither model produced a bimodal episode. Two choices of `quick` came from the measurements below:
+a quarter of the training windows start at an episode's first step (`train.episode_start_fraction=0.25`, both
+methods), where whether a cheetah runs or stands is settled and a uniform start puts 1/1000 of the windows; and CDT
+reads its histogram as its cumulative sum over the bins (`model.histogram_input=cdf`): as probabilities (the
+reference's) an input ~1/30 of DT's made CDT ignore it at this budget, as densities (x 30 bins) it did not stand
+when asked on one host's data.
 
 Scales:
   demo             `make demo`: the quick pair on the demo data preset (forward expert and medium, standing
@@ -27,16 +30,18 @@ Scales:
                    only (`eval.schedule=closed_loop_nearest`), CDT's histogram as its cumulative sum
                    (`model.histogram_input=cdf`); the report's summary.md holds the verdict tables.
   demo_nodrop      demo without dropout (model.dropout_rate=0; the configs' 0.1 is the paper's).
-  quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, 3 best +
-                   2 middle held-out targets per task, 4 episodes per target, seeds 0-2; evaluated open loop, closed
-                   loop and nearest-mass closed loop (the other quick scales too).
-  quick_start      quick with a quarter of the training windows starting at the episode's first step
-                   (`train.episode_start_fraction=0.25`), both methods.
-  quick_reverse    the same with a backward-running cheetah (cheetah_vel at -1.5 m/s, 614,400 PPO steps) as the
+  quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, a
+                   quarter of the windows from step 0, CDT's histogram as its cumulative sum, 3 best + 2 middle
+                   held-out targets per task, 4 episodes per target, seeds 0-2; evaluated open loop, closed loop and
+                   nearest-mass closed loop (the other quick scales too).
+  quick_density    quick with uniform window starts and CDT's histogram as densities (what `quick` was until
+                   2026-12-03).
+  quick_start      quick_density with a quarter of the windows from step 0 (quick with densities).
+  quick_reverse    quick_density with a backward-running cheetah (cheetah_vel at -1.5 m/s, 614,400 PPO steps) as the
                    second part and its switching episodes, plus the standing cheetahs: a forward/backward mixture has
                    a standing cheetah's future sum.
   quick_no_switch  forward + standing only, CDT's histogram as probabilities (what was measured first).
-  quick_backflip   forward + cheetah_backflip's expert (1M PPO steps), the paper's pair.
+  quick_backflip   forward + cheetah_backflip's expert (1M PPO steps), the paper's pair, densities.
   full             full data (1M transitions per level, brax's PPO settings) with cheetah_backflip, gdt_base's paper
                    model and 100k steps, 5 best + 5 middle per task, 20 episodes per target, seeds 0-2; a GPU job.
 Expected result (the paper's claim): CDT's W1 to the mixtures below DT's by more than the seed std; the report says
@@ -46,10 +51,29 @@ between the two modes' x-velocity bands and how many episodes hold both modes.
 Every command below writes its report (report.md, summary.md, CSVs, PNGs) into its --workdir (default
 workdirs/paper/gdt_bimodal_<scale>); a `--set=KEY=VALUE` variant needs a --workdir of its own and, with
 `--runs=cdt`, trains CDT only. PPO data differ between CPUs (deterministic on one), and so does everything trained on
-them: two hosts' quick data gave opposite verdicts (below).
+them: two hosts' quick data gave opposite verdicts under quick_density (below).
 
-`quick`, host A, 2026-12-02 (the command above; 19m45s for both methods with the data there, 2 idle cores), W1 to
-the mixtures, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
+`quick`, host B, 2026-12-03 (the command above; CDT's runs are those of `--scale=quick_start --runs=cdt
+--set=model.histogram_input=cdf --workdir=workdirs/paper/gdt_bimodal_quick_start_cdf`, 24m03s for 3 seeds and their
+evaluations beside another training job, DT's those of `--scale=quick_start`, the same configs: `--dry_run` lists
+every job of `quick` as finished on them), W1 to the mixtures, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
+  nearest-mass closed loop  CDT 0.233 ± 0.043 / 0.316 ± 0.073 / 0.370 ± 0.042 / 0.306 ± 0.015
+                            DT  0.367 ± 0.036 / 0.457 ± 0.045 / 0.381 ± 0.011 / 0.402 ± 0.015
+  closed loop               CDT 0.402 ± 0.009 / 0.454 ± 0.130 / 0.376 ± 0.042 / 0.411 ± 0.056 (DT as above: its
+                            update is the same under both closed loops)
+  open loop                 CDT 0.411 ± 0.003 / 0.559 ± 0.048 / 0.324 ± 0.020 / 0.431 ± 0.018
+                            DT  0.342 ± 0.058 / 0.500 ± 0.121 / 0.440 ± 0.056 / 0.427 ± 0.047
+CDT is below DT by more than the seed std under the nearest-mass closed loop (w = 0.25, 0.5 and all mixtures, by
+0.095 against a std of 0.015 there), level under the bin-by-bin closed loop and open loop. The mode table
+(summary.md, nearest-mass closed loop, 60 episodes per weight; bands below 0.47 m/s / between / above 1.04 m/s): at
+w = 0.5 the target puts 0.59 / 0.09 / 0.33 of its mass in the bands, CDT's steps 0.59 / 0.08 / 0.33 (30 episodes hold
+both modes, 12 stand throughout), DT's 0.46 / 0.10 / 0.44 (31 and 17); at w = 0.25 the target 0.79 / 0.05 / 0.16, CDT
+0.89 / 0.03 / 0.08, DT 0.96 / 0.02 / 0.02; at w = 0.75 both run too much (target 0.39 / 0.13 / 0.49, CDT 0.25 / 0.13 /
+0.63, DT 0.23 / 0.13 / 0.64). Held-out targets: both stand when asked (0.01 ± 0.00 m/s), forward (1.61 m/s) CDT 1.50
+± 0.01, DT 1.61 ± 0.01. Not yet run on host A's data.
+
+`quick_density` (`--scale=quick_density`; it was `quick` then), host A, 2026-12-02 (19m45s for both methods with the
+data there, 2 idle cores), W1 to the mixtures, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
   closed loop  CDT 0.203 ± 0.085 / 0.213 ± 0.050 / 0.267 ± 0.051 / 0.227 ± 0.046
                DT  0.317 ± 0.023 / 0.316 ± 0.032 / 0.253 ± 0.030 / 0.295 ± 0.027
   open loop    CDT 0.361 ± 0.102 / 0.326 ± 0.027 / 0.406 ± 0.018 / 0.365 ± 0.038
@@ -57,16 +81,17 @@ the mixtures, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
 CDT is below DT by more than the seed std in closed loop (w = 0.25, 0.5 and all mixtures), not in open loop, where a
 fixed p* never tells a running cheetah that its share of running is spent. Held-out targets, closed loop: forward
 W1 CDT 0.218 ± 0.039, DT 0.258 ± 0.013; asked to stand, CDT 0.183 ± 0.244 m/s (seed 0 jogs at 0.56), DT 0.013 ±
-0.008. With the reference's probability input (quick's own CDT at commit d076c1b; today
-`--set=model.histogram_input=probability`) CDT ignored its target at this budget: it ran in every episode, asked to
+0.008. With the reference's probability input (quick's own CDT at commit d076c1b; today `--scale=quick_density
+--set=model.histogram_input=probability`) CDT ignored its target at this budget: it ran in every episode, asked to
 stand as well, closed loop all mixtures 0.728 ± 0.045.
 
-`quick`, host B (another 2-core machine), 2026-12-03, from nothing (42m12s on 2 idle cores: data 9m49s,
+`quick_density`, host B (another 2-core machine), 2026-12-03, from nothing (42m12s on 2 idle cores: data 9m49s,
 CDT 14m41s, DT 17m42s; halfcheetah quick expert 1450 and medium 710 where host A had 1483 and 634): the claim fails.
 CDT stood when asked on 1 of 3 seeds (0.87 ± 0.61 m/s, DT 0.04 ± 0.01); all mixtures closed loop CDT 0.611 ± 0.226,
 DT 0.375 ± 0.036 (w = 0.25 / 0.5 / 0.75: CDT 0.767 / 0.628 / 0.437, DT 0.284 / 0.468 / 0.372), nearest-mass closed
 loop CDT 0.598 ± 0.215 (DT's update is the same under both), open loop CDT 0.606 ± 0.204, DT 0.438 ± 0.059. CDT
-variants on the same data (`--runs=cdt`, 7-23 min each on 2 idle cores):
+variants on the same data (`--scale=quick_density --runs=cdt --workdir=<its own>` plus, 7-23 min each on 2
+idle cores):
   --set=model.histogram_input=cdf   asked to stand 0.80 ± 0.44 m/s; closed loop all mixtures 0.497 ± 0.102
                                     (w = 0.5: 0.363 ± 0.166 vs DT 0.468 ± 0.091), nearest 0.496 ± 0.072, open
                                     loop 0.468 ± 0.081
@@ -76,20 +101,22 @@ variants on the same data (`--runs=cdt`, 7-23 min each on 2 idle cores):
 Why CDT ran when asked to stand: whether a cheetah runs or stands is settled in its first steps, and a uniform window
 start puts 1/1000 of the training windows at step 0. `python -m experiments.conditioning_sensitivity` (its docstring
 has the command) teacher-forces 8 standing-expert trajectories through a checkpoint with their own z_t and with a
-forward expert's: at step 0 the swap moved quick's CDT action by 0.055 / 0.061 / 0.113 (seeds 0-2; L2), DT's by 0.559
-/ 0.378 / 0.485, and CDT missed the expert's step-0 action by 0.560 / 0.611 / 0.655 (DT 0.370 / 0.371 / 0.442).
-`quick_start` (`train.episode_start_fraction=0.25`: a quarter of the windows start at step 0) raised CDT's step-0
-swap to 0.728 / 0.668 / 0.720 and cut its step-0 error to 0.120 / 0.090 / 0.079 (steps 20 and 100: swaps 0.03-0.09).
+forward expert's: at step 0 the swap moved quick_density's CDT action by 0.055 / 0.061 / 0.113 (seeds 0-2; L2), DT's
+by 0.559 / 0.378 / 0.485, and CDT missed the expert's step-0 action by 0.560 / 0.611 / 0.655 (DT 0.370 / 0.371 /
+0.442). `quick_start` (`train.episode_start_fraction=0.25`: a quarter of the windows start at step 0) raised CDT's
+step-0 swap to 0.728 / 0.668 / 0.720 and cut its step-0 error to 0.120 / 0.090 / 0.079 (steps 20 and 100: swaps
+0.03-0.09).
 
 `quick_start`, host B, 2026-12-03 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_start
 --vmap_seeds`, the same data; CDT's 3 seeds 13m04s, then DT and the extra evaluations 34m50s, 2 idle cores): both
-models stand when asked on every seed (0.01 ± 0.00 m/s), but DT stays ahead on the mixtures: all mixtures closed
-loop CDT 0.480 ± 0.038, DT 0.402 ± 0.015 (w = 0.25 / 0.5 / 0.75: CDT 0.381 / 0.602 / 0.458, DT 0.367 / 0.457 /
-0.381); nearest-mass CDT 0.467 ± 0.037; open loop CDT 0.570 ± 0.009, DT 0.427 ± 0.047. Its summary.md's mode table
-(nearest-mass closed loop, 60 episodes per weight; bands below 0.47 m/s / between / above 1.04 m/s): at w = 0.5 the
-target puts 0.59 / 0.09 / 0.33 of its mass in the bands, CDT's steps 0.80 / 0.04 / 0.16 (38 episodes stay in the
-standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): CDT now stands through too many episodes,
-DT splits its episodes closer to the target's proportions.
+models stand when asked on every seed (0.01 ± 0.00 m/s), but with densities DT stays ahead on the mixtures: all
+mixtures closed loop CDT 0.480 ± 0.038, DT 0.402 ± 0.015 (w = 0.25 / 0.5 / 0.75: CDT 0.381 / 0.602 / 0.458, DT 0.367
+/ 0.457 / 0.381); nearest-mass CDT 0.467 ± 0.037; open loop CDT 0.570 ± 0.009, DT 0.427 ± 0.047. Its summary.md's
+mode table (nearest-mass closed loop, 60 episodes per weight; bands below 0.47 m/s / between / above 1.04 m/s): at w
+= 0.5 the target puts 0.59 / 0.09 / 0.33 of its mass in the bands, CDT's steps 0.80 / 0.04 / 0.16 (38 episodes stay
+in the standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): CDT now stands through too many
+episodes, DT splits its episodes closer to the target's proportions. With the cumulative sum instead (`quick`, above)
+CDT's steps match the target's proportions at w = 0.5.
 
 `demo` (= `make demo`), 2026-12-03, host B, from two fresh clones (2 idle cores, cold caches), both the same
 per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
@@ -231,8 +258,8 @@ def switch_job(preset: str, second: DataJob) -> DataJob:
   return DataJob(f"{FORWARD}_{tag}_switch_{preset}",
                  f"experiments/configs/switch_data.py:first={FORWARD}@../{forward.name},"
                  f"second={second_env(second)}@../{second.name}"
-                 + (f",transitions={DEMO_SWITCH_TRANSITIONS}" if preset == "demo" else ""), generator="behaviour_switch",
-                 needs=(forward.name, second.name))
+                 + (f",transitions={DEMO_SWITCH_TRANSITIONS}" if preset == "demo" else ""),
+                 generator="behaviour_switch", needs=(forward.name, second.name))
 
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
@@ -298,17 +325,30 @@ SCHEDULE_LINES = {
 QUICK_MODEL = "embed 64, 2 layers, 1 head, batch 32, lr 3e-4 (CPU-sized)"
 
 
+def _quick_pair(start: bool, histogram_input: str) -> Plan:
+  """Forward + standing cheetahs, their switching episodes and forward medium at the quick scale; `start`: a quarter
+  of the training windows from the episode's first step (both methods)."""
+  overrides, model = QUICK, QUICK_MODEL
+  if start:
+    overrides = QUICK + (f"train.episode_start_fraction={START}",)
+    model = f"{QUICK_MODEL}, a quarter of the windows from step 0"
+  return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, overrides, 4, "3 best + 2 middle", model,
+                      switching=True, others=((data_job(FORWARD, "quick"), "medium"),), histogram_input=histogram_input)
+
+
 def quick() -> Plan:
-  """Forward + standing cheetahs, their switching episodes and forward medium (module docstring)."""
-  return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, QUICK, 4, "3 best + 2 middle", QUICK_MODEL,
-                      switching=True, others=((data_job(FORWARD, "quick"), "medium"),), histogram_input="density")
+  """Windows from step 0 and CDT's histogram as its cumulative sum (module docstring)."""
+  return _quick_pair(start=True, histogram_input="cdf")
+
+
+def quick_density() -> Plan:
+  """quick with uniform window starts and CDT's histogram as densities (what quick was first)."""
+  return _quick_pair(start=False, histogram_input="density")
 
 
 def quick_start() -> Plan:
-  """quick with a quarter of the training windows starting at the episode's first step, for both methods."""
-  return bimodal_plan("quick", stand_job("quick"), QUICK_STEPS, QUICK + (f"train.episode_start_fraction={START}",), 4,
-                      "3 best + 2 middle", f"{QUICK_MODEL}, a quarter of the windows from step 0", switching=True,
-                      others=((data_job(FORWARD, "quick"), "medium"),), histogram_input="density")
+  """quick_density with a quarter of the training windows starting at the episode's first step, for both methods."""
+  return _quick_pair(start=True, histogram_input="density")
 
 
 # The demo scale (`make demo`): the quick pair and switching episodes on the demo data preset, the nearest-mass
@@ -540,6 +580,7 @@ def report(plan, results, report_dir, scale):
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "quick": quick, "quick_start": quick_start,
+    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "quick": quick, "quick_density": quick_density,
+     "quick_start": quick_start,
      "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip,
      "full": full}, report))
