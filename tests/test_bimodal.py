@@ -148,9 +148,10 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
       else:
         assert len(paths) == 1
       assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
-      # quick and quick_start start a quarter of the windows at step 0, for both methods; quick and the demo feed
-      # CDT its histogram's cumulative sum, quick_density and quick_start the densities
-      assert config.train.episode_start_fraction == (gdt_bimodal.START if scale in ("quick", "quick_start") else 0.0)
+      # quick, quick_start and the demo start a quarter of the windows at step 0, for both methods; quick and the
+      # demo feed CDT its histogram's cumulative sum, quick_density and quick_start the densities
+      assert config.train.episode_start_fraction == (
+          gdt_bimodal.START if scale in ("quick", "quick_start", "demo") else 0.0)
       if run.tag["method"] == "CDT" and scale in ("demo", "quick", "quick_density", "quick_start"):
         assert config.model.histogram_input == ("cdf" if scale in ("demo", "quick") else "density")
       # the demo evaluates the nearest-mass closed loop only, as its own evaluation; the others open loop, then

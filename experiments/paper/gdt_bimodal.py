@@ -351,17 +351,19 @@ def quick_start() -> Plan:
   return _quick_pair(start=True, histogram_input="density")
 
 
-# The demo scale (`make demo`): the quick pair and switching episodes on the demo data preset, the nearest-mass
-# closed loop only, fewer steps and targets (module docstring, "demo").
+# The demo scale (`make demo`): quick's recipe (windows from step 0, CDT's cdf input) on the demo data preset, the
+# nearest-mass closed loop only, fewer steps and targets (module docstring, "demo").
 DEMO_STEPS = 3000
-DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1")
+DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1",
+                     f"train.episode_start_fraction={START}")
+DEMO_MODEL = f"{QUICK_MODEL}, a quarter of the windows from step 0"
 
 
 def demo(dropout: float | None = None) -> Plan:
   """`dropout`: model.dropout_rate instead of the configs' 0.1 (`demo_nodrop`)."""
-  overrides, model = DEMO, QUICK_MODEL
+  overrides, model = DEMO, DEMO_MODEL
   if dropout is not None:
-    overrides, model = DEMO + (f"model.dropout_rate={dropout}",), f"{QUICK_MODEL}, dropout {dropout}"
+    overrides, model = DEMO + (f"model.dropout_rate={dropout}",), f"{DEMO_MODEL}, dropout {dropout}"
   return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, overrides, 4, "2 best + 1 middle", model,
                       switching=True, others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
                       schedules=("closed_loop_nearest",))
