@@ -27,8 +27,8 @@ Scales:
   demo             `make demo`: the quick pair on the demo data preset (forward expert and medium, standing
                    cheetahs from 20,480 PPO steps, 50 switching episodes), the same model, 3000 steps, 2 best + 1
                    middle held-out targets per task, 4 episodes per target, seeds 0-2, the nearest-mass closed loop
-                   only (`eval.schedule=closed_loop_nearest`), CDT's histogram as its cumulative sum
-                   (`model.histogram_input=cdf`); the report's summary.md holds the verdict tables.
+                   only (`eval.schedule=closed_loop_nearest`), quick's recipe (a quarter of the windows from step 0,
+                   CDT's histogram as its cumulative sum); the report's summary.md holds the verdict tables.
   demo_nodrop      demo without dropout (model.dropout_rate=0; the configs' 0.1 is the paper's).
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, a
                    quarter of the windows from step 0, CDT's histogram as its cumulative sum, 3 best + 2 middle
@@ -118,8 +118,23 @@ in the standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): 
 episodes, DT splits its episodes closer to the target's proportions. With the cumulative sum instead (`quick`, above)
 CDT's steps match the target's proportions at w = 0.5.
 
-`demo` (= `make demo`), 2026-12-03, host B, from two fresh clones (2 idle cores, cold caches), both the same
-per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
+`demo` (= `make demo`), 2026-12-03, host B (`python -m launch.paper --experiment=gdt_bimodal --scale=demo
+--vmap_seeds --data_root=workdirs/paper/demo_data --workdir=workdirs/paper/gdt_bimodal_demo`, the data below;
+training and evaluation 18m47s beside two other jobs; FRESHCLONE), nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 /
+all, mean ± std over seeds 0-2:
+  CDT, cdf input      0.207 ± 0.038 / 0.277 ± 0.033 / 0.176 ± 0.037 / 0.220 ± 0.026 (per seed all: 0.257 / 0.203 /
+                      0.201)
+  DT                  0.301 ± 0.027 / 0.274 ± 0.063 / 0.224 ± 0.073 / 0.267 ± 0.041 (0.229 / 0.247 / 0.324)
+CDT is below DT over all mixtures by 0.046 against a larger seed std of 0.041 (on 2 of 3 seeds; DT lower on seed
+0), and at w = 0.25; level at w = 0.5. Both stand when asked (0.01 ± 0.00 m/s); forward targets (1.14 m/s): CDT
+1.08 ± 0.00, DT 1.06 ± 0.02. The mode table (summary.md; bands below 0.38 m/s / between / above 0.76 m/s): at
+w = 0.25 the target puts 0.83 / 0.03 / 0.14 of its mass in the bands, CDT's steps 0.92 / 0.02 / 0.06, DT's 0.96 /
+0.02 / 0.02; at w = 0.5 the target 0.66 / 0.05 / 0.29, CDT 0.77 / 0.04 / 0.19 (stands too much), DT 0.51 / 0.08 /
+0.40 (runs too much); at w = 0.75 the target 0.49 / 0.08 / 0.43, CDT 0.50 / 0.08 / 0.42, DT 0.38 / 0.10 / 0.52.
+
+`demo` with uniform window starts (the demo until 2026-12-03: the command above plus
+`--set=train.episode_start_fraction=0`, in a --workdir of its own), host B, from two fresh clones (2 idle cores, cold
+caches), both the same per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all:
   CDT, cdf input      0.203 ± 0.028 / 0.270 ± 0.073 / 0.191 ± 0.011 / 0.222 ± 0.014 (per seed all: 0.235 / 0.227 /
                       0.203)
   DT                  0.191 ± 0.026 / 0.333 ± 0.066 / 0.198 ± 0.013 / 0.241 ± 0.031 (0.284 / 0.223 / 0.215)
@@ -131,13 +146,14 @@ target 0.49 / 0.08 / 0.43, CDT 0.48 / 0.09 / 0.42, DT 0.35 / 0.11 / 0.54: CDT di
 nearly the target's proportions where DT runs too much, and both hold both modes within most episodes at w >= 0.5
 (CDT 16 and 31 of 36, DT 31 and 36); CDT's lead in W1 stays small because it runs slower than the forward targets.
 The same table to three decimals came from `python -m launch.paper --experiment=gdt_bimodal --scale=demo
---vmap_seeds --data_root=workdirs/paper/demo_data --workdir=workdirs/paper/gdt_bimodal_demo` on 2026-12-03 (data
-made from nothing by the context-10 variant below); its training and evaluation took 11m47s on 2 quiet cores.
+--vmap_seeds --data_root=workdirs/paper/demo_data --set=train.episode_start_fraction=0
+--workdir=workdirs/paper/gdt_bimodal_demo_uniform` on 2026-12-03 (data made from nothing by the context-10 variant
+below); its training and evaluation took 11m47s on 2 quiet cores.
 Wall time: the first clone 32m29s (data 12m05s, of which the halfcheetah PPO run 6m41s and the standing one 3m54s
 before it stopped at the 20,480 steps it selects; CDT 10m33s, DT 9m01s, ~3.7 min of each the evaluation), the second
 30m56s with its install (data 11m08s, CDT 7m09s, DT 11m41s): this host's speed varies by half between identical runs.
-Variants on the demo's data (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
---data_root=workdirs/demo/data --workdir=<its own>` after `make demo`, plus):
+Variants of it on the demo's data (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds
+--data_root=workdirs/demo/data --set=train.episode_start_fraction=0 --workdir=<its own>` after `make demo`, plus):
   --set=context_length=10            ~1.6x fewer seconds per step (3 seeds at 18.8 / 25.2 steps/s for CDT / DT
                                      against 13.2 / 14.5 with K = 20, the same hour; 13m27s from nothing with a
                                      warm compile cache, data 5m03s of it), but DT
@@ -146,9 +162,9 @@ Variants on the demo's data (`python -m launch.paper --experiment=gdt_bimodal --
   --runs=cdt --set=model.histogram_input=density   CDT does not stand when asked (0.53 ± 0.15 m/s) and runs too much
                                      in the mixtures: all mixtures 0.445 ± 0.140 (w = 0.25 / 0.5 / 0.75: 0.661 /
                                      0.430 / 0.245), hence the demo's cumulative-sum input (6m37s)
-`demo_nodrop` (the command above with --scale=demo_nodrop; CDT 8m41s, DT ~9 min): all mixtures CDT 0.184 ± 0.010,
-DT 0.194 ± 0.048 (DT lower on 2 of 3 seeds); without dropout both match the mixtures better at 3000 steps and stay
-level; the step is not faster.
+`demo_nodrop` with uniform starts (the variants' command with --scale=demo_nodrop and no further --set; CDT 8m41s,
+DT ~9 min): all mixtures CDT 0.184 ± 0.010, DT 0.194 ± 0.048 (DT lower on 2 of 3 seeds); without dropout both
+match the mixtures better at 3000 steps and stay level; the step is not faster.
 
 `quick_reverse`, host A, 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 idle cores, 5 min of it the backward PPO run and its data: mode return -458, x-velocity
@@ -178,7 +194,7 @@ import os
 import numpy as np
 
 from experiments.paper import EXPERIMENTS, DataJob, Evaluation, Experiment, Plan, RunJob, common
-from experiments.paper.gdt_smm import data_job
+from experiments.paper.gdt_smm import QUICK_STEPS, data_job
 
 FORWARD, BACKFLIP, STAND_ENV = "halfcheetah", "cheetah_backflip", "cheetah_vel"
 WEIGHTS = (0.25, 0.5, 0.75)  # of the forward part
@@ -188,9 +204,8 @@ SEEDS = (0, 1, 2)
 # achieved step using up the nearest target mass (DT's future sum is updated alike by both).
 SCHEDULES = ("closed_loop", "closed_loop_nearest")
 
-# 2000 steps (gdt_smm's) left CDT ignoring its conditioning on regenerated quick data: asked to stand, it ran at
-# 1.17 m/s (module docstring); at 6000 the conditioned models follow their targets on the halfcheetah quick data.
-QUICK_STEPS = 6000
+# QUICK_STEPS (gdt_smm's 6000): at 2000 CDT ignored its conditioning on regenerated quick data (asked to stand, it
+# ran at 1.17 m/s).
 QUICK = ("model.embed_dim=64", "model.num_layers=2", "train.batch_size=32", "train.steps_per_call=250",
          "train.warmup_steps=600", "train.learning_rate=3e-4", "train.checkpoint_every=1000",
          "eval.episodes_per_target=4", "eval.best_k=3", "eval.middle_k=2")

@@ -13,16 +13,21 @@ the headline question (is CDT's x-velocity W1 below DT's?) first.
 
 Scales:
   quick  the CPU-sized model of experiments/configs/gdt_base.py's headline (embed 64, 2 layers, batch 32, lr 3e-4),
-         2000 steps, 4 episodes per target, quick data (experiments/configs/data.py preset quick), seeds 0-2.
+         6000 steps, 4 episodes per target, quick data (experiments/configs/data.py preset quick), seeds 0-2.
   full   the paper protocol: gdt_base's defaults (3 layers x 128, batch 64, 100k steps), 20 episodes per target,
          full data (1M transitions per level), seeds 0-2; a GPU job.
-Expected result (the paper's claim): CDT's x-velocity W1 below DT's. Measured (README.md, "The paper's experiments"):
-the 4-env quick table of 2026-12-02 (2000 steps; CDT below DT on halfcheetah and hopper, not on walker2d and ant);
-on another host's data 2000 steps (the quick command with `--runs=^halfcheetah`) left the conditioned models near BC
-on halfcheetah (x-velocity W1 all targets, closed loop, CDT 0.259 ± 0.010, DT 0.253 ± 0.023, BC 0.329 ± 0.027), and
-6000 steps (`--runs=^halfcheetah_x_velocity --set=train.num_steps=6000 --workdir=workdirs/paper/gdt_smm_quick_6k`)
-separated them: CDT 0.098 ± 0.006, DT 0.150 ± 0.025, BC 0.261 ± 0.018 (open loop CDT 0.142 ± 0.023, DT 0.213 ±
-0.029).
+Expected result (the paper's claim): CDT's x-velocity W1 below DT's. Measured (README.md, "The paper's experiments"),
+x-velocity W1 over all 10 targets, closed loop (open loop within 0.01 except halfcheetah), mean ± std over seeds:
+  host B, 2026-12-03, `--runs=_x_velocity` (the x-velocity half; ant not finished):
+    halfcheetah CDT 0.098 ± 0.006, DT 0.150 ± 0.025, BC 0.261 ± 0.018 (open loop CDT 0.142 ± 0.023, DT 0.213 ±
+                0.029)
+    hopper      CDT 0.150 ± 0.003, DT 0.160 ± 0.006, BC 0.440 ± 0.050
+    walker2d    CDT 0.252 ± 0.101, DT 0.345 ± 0.053, BC 0.338 ± 0.050 (per seed CDT 0.330 / 0.109 / 0.316, DT 0.321 /
+                0.418 / 0.294: CDT lower on one seed only; this data's expert stands still)
+  at 2000 steps (the scale until 2026-12-03: `--set=train.num_steps=2000`, a --workdir of its own), host A, the
+  4-env table in README.md (CDT below DT on halfcheetah and hopper, not on walker2d and ant); on host B's data
+  (`--runs=^halfcheetah --set=train.num_steps=2000 --workdir=workdirs/paper/gdt_smm_quick_2000`) the conditioned
+  models stayed near BC on halfcheetah: CDT 0.259 ± 0.010, DT 0.253 ± 0.023, BC 0.329 ± 0.027, hence 6000 steps.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ DATASET = "medium-expert"
 SEEDS = (0, 1, 2)
 OTHER_FEATURE = {"x_velocity": "reward", "reward": "x_velocity"}  # scored besides the conditioning feature
 
-# The CPU-sized model of gdt_base.py's headline command, 2000 steps (checkpoints every 1000 so a kill resumes).
-QUICK_STEPS = 2000
+# The CPU-sized model of gdt_base.py's headline command, 6000 steps (checkpoints every 1000 so a kill resumes): at
+# 2000 the conditioned models stayed near BC on regenerated halfcheetah data (module docstring).
+QUICK_STEPS = 6000
 QUICK = ("model.embed_dim=64", "model.num_layers=2", "train.batch_size=32", "train.steps_per_call=250",
          "train.warmup_steps=600", "train.learning_rate=3e-4", "train.checkpoint_every=1000",
          "eval.episodes_per_target=4")
