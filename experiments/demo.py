@@ -7,7 +7,8 @@ trained together:
   1. data (`<workdir>/data`): a halfcheetah PPO run's expert (forward running) and medium levels, a cheetah_vel
      PPO run's standing cheetah, and episodes in which one expert hands over to the other at a random step;
   2. CDT (the future x-velocity histogram, read as its cumulative sum) and DT (the future x-velocity sum) on all of
-     it, 3000 steps of a small model (`<workdir>/runs`);
+     it, 3000 steps of a small model, a quarter of the training windows from an episode's first step
+     (`<workdir>/runs`);
   3. each seed rolled out in one batched scan for the held-out trajectories of each task and for synthetic targets,
      mixtures w h(forward) + (1 - w) h(standing) for w = 0.25, 0.5, 0.75, closed loop (each achieved step uses up
      the nearest target mass): a run/stand mixture's future sum is also a medium runner's, so a return-conditioned
