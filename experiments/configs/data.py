@@ -32,7 +32,9 @@ returns below are this machine's.
          steps).
          ant 1M PPO steps, measured 2026-12-02 (workdirs/paper/data/ant_quick): 1h35m11s at load 13-30 (PPO ~1h25m),
          random -247.2 < medium 1205.5 < expert 3341.5, medium-replay 715.5, medium-expert 2273.5 (mode returns
-         still rising at 1M steps: 3926).
+         still rising at 1M steps: 3926). On another host, 2026-12-03 (`launch.paper --experiment=gdt_smm
+         --runs=^ant_x_velocity`, ~9 min of work beside other jobs): random -269.1 < medium 594.9 < expert 1732.2,
+         medium-replay 204.2, medium-expert 1277.3; its medium stands (0.05 m/s), its expert runs 1.52 m/s.
          hopper re-measured 2026-12-02 (workdirs/paper/data/hopper_quick, whole episodes): 46m33s at load 10-27,
          random 126.0 < medium 231.5 < expert 439.5, medium-replay 165.2, medium-expert 319.8 (a weak expert:
          ~150-step episodes). On another host, 2026-12-03 (`launch.paper --experiment=gdt_imitation --runs=^hopper`,

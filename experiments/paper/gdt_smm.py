@@ -17,13 +17,15 @@ Scales:
   full   the paper protocol: gdt_base's defaults (3 layers x 128, batch 64, 100k steps), 20 episodes per target,
          full data (1M transitions per level), seeds 0-2; a GPU job.
 Expected result (the paper's claim): CDT's x-velocity W1 below DT's. Measured (README.md, "The paper's experiments"),
-x-velocity W1 over all 10 targets, closed loop (open loop within 0.01 except halfcheetah), mean ± std over seeds:
-  host B, 2026-12-03, `--runs=_x_velocity` (the x-velocity half; ant not finished):
+x-velocity W1 over all 10 targets, closed loop (open loop within 0.01 except halfcheetah, ant), mean ± std over seeds:
+  host B, 2026-12-03, `--runs=_x_velocity` (the x-velocity half):
     halfcheetah CDT 0.098 ± 0.006, DT 0.150 ± 0.025, BC 0.261 ± 0.018 (open loop CDT 0.142 ± 0.023, DT 0.213 ±
                 0.029)
     hopper      CDT 0.150 ± 0.003, DT 0.160 ± 0.006, BC 0.440 ± 0.050
     walker2d    CDT 0.252 ± 0.101, DT 0.345 ± 0.053, BC 0.338 ± 0.050 (per seed CDT 0.330 / 0.109 / 0.316, DT 0.321 /
                 0.418 / 0.294: CDT lower on one seed only; this data's expert stands still)
+    ant         CDT 0.151 ± 0.007, DT 0.146 ± 0.012, BC 1.662 ± 0.001 (open loop CDT 0.195 ± 0.041, DT 0.209 ±
+                0.030): level; BC stands still (0.005 m/s against targets of 1.61)
   at 2000 steps (the scale until 2026-12-03: `--set=train.num_steps=2000`, a --workdir of its own), host A, the
   4-env table in README.md (CDT below DT on halfcheetah and hopper, not on walker2d and ant); on host B's data
   (`--runs=^halfcheetah --set=train.num_steps=2000 --workdir=workdirs/paper/gdt_smm_quick_2000`) the conditioned
