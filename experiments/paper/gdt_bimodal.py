@@ -120,8 +120,8 @@ CDT's steps match the target's proportions at w = 0.5.
 
 `demo` (= `make demo`), 2026-12-03, host B (`python -m launch.paper --experiment=gdt_bimodal --scale=demo
 --vmap_seeds --data_root=workdirs/paper/demo_data --workdir=workdirs/paper/gdt_bimodal_demo`, the data below;
-training and evaluation 18m47s beside two other jobs) and a fresh clone's `make demo` (data made from nothing; 23m23s
-with its install, data 9m38s, CDT 6m24s, DT 7m06s, 2 cores mostly idle): the same per_seed.csv byte for byte;
+training and evaluation 18m47s beside two other jobs) and two fresh clones' `make demo` (data made from nothing;
+23m23s and 19m08s with the install, 2 cores mostly idle): the same per_seed.csv byte for byte all three times;
 nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
   CDT, cdf input      0.207 ± 0.038 / 0.277 ± 0.033 / 0.176 ± 0.037 / 0.220 ± 0.026 (per seed all: 0.257 / 0.203 /
                       0.201)
