@@ -210,7 +210,7 @@ def schedule(plan: paper.Plan, workdir: str, data_root: str) -> list[Job]:
   if repeated:
     raise ValueError(f"run names must be unique within an experiment; repeated: {repeated}")
   for run in plan.runs:
-    missing = [n for n in ((run.data,) if run.data is not None else ()) + run.needs if n not in seen]
+    missing = [n for n in run.reads if n not in seen]
     if missing:
       raise ValueError(f"run {run.name!r} reads data jobs {missing}, which the plan does not have "
                        f"(data jobs: {', '.join(seen) or 'none'})")
@@ -342,7 +342,7 @@ def only_runs(plan: paper.Plan, pattern: str | None) -> paper.Plan:
     raise ValueError(f"--runs={pattern!r} matches none of the runs: {', '.join(r.name for r in plan.runs)}")
   by_name = {d.name: d for d in plan.data}
   needed: set[str] = set()
-  todo = [n for r in runs for n in ((r.data,) if r.data is not None else ()) + r.needs]
+  todo = [n for r in runs for n in r.reads]
   while todo:
     name = todo.pop()
     if name not in needed:

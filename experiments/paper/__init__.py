@@ -82,6 +82,11 @@ class RunJob:
   def tag(self) -> dict[str, str]:
     return dict(self.tags)
 
+  @property
+  def reads(self) -> tuple[str, ...]:
+    """Every data job the run reads: `data`, then `needs`."""
+    return ((self.data,) if self.data is not None else ()) + self.needs
+
   def evaluation_names(self) -> list[str]:
     return [self.eval_name] + [e.name for e in self.evaluations]
 
