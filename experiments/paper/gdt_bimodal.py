@@ -25,7 +25,7 @@ when asked on one host's data.
 
 Scales:
   demo             `make demo`: the quick pair on the demo data preset (forward expert and medium, standing
-                   cheetahs from 20,480 PPO steps, 50 switching episodes), the same model, 3000 steps, 2 best + 1
+                   cheetahs from 20,480 PPO steps, 150 switching episodes), the same model, 3000 steps, 2 best + 1
                    middle held-out targets per task, 4 episodes per target, seeds 0-2, the nearest-mass closed loop
                    only (`eval.schedule=closed_loop_nearest`), quick's recipe (a quarter of the windows from step 0,
                    CDT's histogram as its cumulative sum); the report's summary.md holds the verdict tables.
@@ -118,20 +118,43 @@ in the standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): 
 episodes, DT splits its episodes closer to the target's proportions. With the cumulative sum instead (`quick`, above)
 CDT's steps match the target's proportions at w = 0.5.
 
-`demo` (= `make demo`), 2026-12-03, host B (`python -m launch.paper --experiment=gdt_bimodal --scale=demo
---vmap_seeds --data_root=workdirs/paper/demo_data --workdir=workdirs/paper/gdt_bimodal_demo`, the data below;
-training and evaluation 18m47s beside two other jobs) and two fresh clones' `make demo` (data made from nothing;
-23m23s and 19m08s with the install, 2 cores mostly idle): the same per_seed.csv byte for byte all three times;
-nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
+`demo` (= `make demo`), 2026-12-04, on a machine whose numerics equal host B's (the 50-episode demo below gave its
+table there), two fresh clones' `make demo` (data made from nothing; 12m26s and 12m14s with the install, 2 idle
+cores): the same per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over
+seeds 0-2:
+  CDT, cdf input      0.195 ± 0.096 / 0.298 ± 0.077 / 0.238 ± 0.058 / 0.244 ± 0.054 (per seed all: 0.265 / 0.169 /
+                      0.297)
+  DT                  0.411 ± 0.031 / 0.524 ± 0.114 / 0.307 ± 0.049 / 0.414 ± 0.022 (0.383 / 0.424 / 0.435)
+CDT is below DT by more than the larger seed std at every weight and on every seed. Both stand when asked (0.01 ±
+0.00 m/s); forward targets (1.14 m/s): CDT 1.08 ± 0.01, DT 1.11 ± 0.01. The mode table (bands below 0.38 m/s /
+between / above 0.76 m/s): at w = 0.25 the target 0.83 / 0.03 / 0.14, CDT 0.89 / 0.03 / 0.09, DT 0.65 / 0.06 / 0.29;
+at w = 0.5 the target 0.66 / 0.05 / 0.29, CDT 0.48 / 0.08 / 0.44, DT 0.35 / 0.10 / 0.55; at w = 0.75 the target 0.49
+/ 0.08 / 0.43, CDT 0.36 / 0.10 / 0.54, DT 0.30 / 0.11 / 0.59: both run too much at w >= 0.5, DT more.
+Seeds 0-5 trained together on that data (`--seeds=0,1,2,3,4,5 --data_root=workdirs/demo/data
+--workdir=workdirs/paper/gdt_bimodal_demo_6seeds`, ~13 min; six seeds in one vmap compute slightly differently from
+three): all mixtures CDT 0.290 ± 0.073 (0.241 / 0.199 / 0.273 / 0.366 / 0.409 / 0.252), DT 0.398 ± 0.087 (0.411 /
+0.497 / 0.370 / 0.515 / 0.277 / 0.316), CDT lower on 5 of 6 seeds. On other data, made by XLA's other CPU emitters
+(`SEQRL_NO_XLA_DEFAULTS=1` in front of that command with `--data_root=workdirs/paper/demo_noxla_data
+--workdir=workdirs/paper/demo_noxla6`, 19m21s from nothing; forward expert return 1271, targets 1.53 m/s), the two
+were level: all mixtures CDT 0.347 ± 0.061 (0.357 / 0.367 / 0.321 / 0.374 / 0.232 / 0.430), DT 0.324 ± 0.063 (0.285 /
+0.286 / 0.265 / 0.351 / 0.451 / 0.307); both divided their steps near the target's proportions (w = 0.5: target 0.60
+/ 0.04 / 0.36, CDT 0.59 / 0.11 / 0.30, DT 0.65 / 0.10 / 0.26) and ran slower than the forward targets (CDT 1.35 ±
+0.06, DT 1.27 ± 0.11 m/s), which dominates their W1.
+
+`demo` with 50 switching episodes (until commit d80c907; `git checkout 59eb842` runs it), 2026-12-03, host B
+(`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds --data_root=workdirs/paper/demo_data
+--workdir=workdirs/paper/gdt_bimodal_demo`; training and evaluation 18m47s beside two other jobs) and two fresh
+clones' `make demo` there (23m23s and 19m08s) and two here on 2026-12-04 (10m56s with a cold compile cache, 11m06s):
+the same table every time (per_seed.csv byte for byte within each machine); w = 0.25 / 0.5 / 0.75 / all, seeds 0-2:
   CDT, cdf input      0.207 ± 0.038 / 0.277 ± 0.033 / 0.176 ± 0.037 / 0.220 ± 0.026 (per seed all: 0.257 / 0.203 /
                       0.201)
   DT                  0.301 ± 0.027 / 0.274 ± 0.063 / 0.224 ± 0.073 / 0.267 ± 0.041 (0.229 / 0.247 / 0.324)
-CDT is below DT over all mixtures by 0.046 against a larger seed std of 0.041 (on 2 of 3 seeds; DT lower on seed
-0), and at w = 0.25; level at w = 0.5. Both stand when asked (0.01 ± 0.00 m/s); forward targets (1.14 m/s): CDT
-1.08 ± 0.00, DT 1.06 ± 0.02. The mode table (summary.md; bands below 0.38 m/s / between / above 0.76 m/s): at
-w = 0.25 the target puts 0.83 / 0.03 / 0.14 of its mass in the bands, CDT's steps 0.92 / 0.02 / 0.06, DT's 0.96 /
-0.02 / 0.02; at w = 0.5 the target 0.66 / 0.05 / 0.29, CDT 0.77 / 0.04 / 0.19 (stands too much), DT 0.51 / 0.08 /
-0.40 (runs too much); at w = 0.75 the target 0.49 / 0.08 / 0.43, CDT 0.50 / 0.08 / 0.42, DT 0.38 / 0.10 / 0.52.
+but seeds 3-5 on the same data (`--seeds=3,4,5 --data_root=workdirs/demo/data`, 7m21s) reversed it: CDT 0.327 ±
+0.070 (0.235 / 0.403 / 0.343), DT 0.235 ± 0.037 (0.281 / 0.234 / 0.190); over the 6 seeds level (CDT 0.274 ± 0.075,
+DT 0.251 ± 0.042). There DT stood through most low-w mixtures (w = 0.25: 0.96 / 0.02 / 0.02 of its steps, the target
+0.83 / 0.03 / 0.14); with 150 switching episodes it switches to running in them and runs too long, while CDT's W1
+stayed about where it was: the demo's margin comes from DT following the data's split.
+The measurements below (uniform starts, the variants) had 50 switching episodes: `git checkout 59eb842` runs them.
 
 `demo` with uniform window starts (the demo until 2026-12-03: the command above plus
 `--set=train.episode_start_fraction=0`, in a --workdir of its own), host B, from two fresh clones (2 idle cores, cold
