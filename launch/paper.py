@@ -333,6 +333,19 @@ def with_overrides(plan: paper.Plan, overrides: Sequence[str]) -> paper.Plan:
                              protocol=plan.protocol + (("overrides (--set)", ", ".join(overrides)),))
 
 
+def with_checkpoint_steps(plan: paper.Plan, data_root: str) -> paper.Plan:
+  """`plan` whose protocol's checkpoint line gives the step its runs' configs train to (after --set overrides, so
+  that e.g. train.num_steps=2000 is reported as such); appended where the plan has no such line."""
+  steps = sorted({int(run_config(r, r.seeds[0], data_root).train.num_steps) for r in plan.runs if r.seeds})
+  if not steps:
+    return plan
+  line = ("checkpoint", f"the last one, step {', '.join(map(str, steps))}")
+  keys = [k for k, _ in plan.protocol]
+  protocol = (tuple(line if k == "checkpoint" else (k, v) for k, v in plan.protocol) if "checkpoint" in keys
+              else plan.protocol + (line,))
+  return dataclasses.replace(plan, protocol=protocol)
+
+
 def only_runs(plan: paper.Plan, pattern: str | None) -> paper.Plan:
   """The plan's runs whose name matches `pattern` (re.search) and the data jobs they read, and those read by those."""
   if not pattern:
@@ -362,7 +375,7 @@ def run_experiment(experiment: paper.Experiment, scale: str, workdir: str, data_
   Returns {'jobs': the schedule, 'ran': labels of the jobs executed, 'report': {label: path}, 'wall_s'}.
   """
   t0 = time.perf_counter()
-  full_plan = with_overrides(with_seeds(experiment.plan(scale), seeds), overrides)
+  full_plan = with_checkpoint_steps(with_overrides(with_seeds(experiment.plan(scale), seeds), overrides), data_root)
   plan = only_runs(full_plan, runs)
   jobs = schedule(plan, workdir, data_root)
   log(f"[paper] {experiment.name} ({scale}) in {workdir}, data in {data_root}:\n{describe(jobs)}")

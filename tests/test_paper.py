@@ -188,6 +188,16 @@ def test_set_overrides_every_run_and_a_finished_run_of_another_config_is_refused
   assert not os.path.exists(tmp_path / "bad")
 
 
+def test_the_protocols_checkpoint_step_is_the_one_the_runs_train_to(tmp_path):
+  data_root = str(tmp_path)
+  plan = paper.get("gdt_bimodal").plan("demo")
+  assert ("checkpoint", "the last one, step 3000") in driver.with_checkpoint_steps(plan, data_root).protocol
+  shorter = driver.with_checkpoint_steps(driver.with_overrides(plan, ("train.num_steps=2000",)), data_root)
+  assert [v for k, v in shorter.protocol if k == "checkpoint"] == ["the last one, step 2000"]
+  tiny = driver.with_checkpoint_steps(tiny_experiment().plan("tiny"), data_root)  # no such line: appended
+  assert tiny.protocol[-1] == ("checkpoint", "the last one, step 50")
+
+
 def test_behaviour_metrics_read_speed_and_episode_length_per_target_group():
   rows = [{"name": "best_traj_0", "mean_length": 1000.0}, {"name": "best_traj_1", "mean_length": 200.0},
           {"name": "middle_traj_0", "mean_length": 300.0}]
