@@ -71,6 +71,18 @@ both modes, 12 stand throughout), DT's 0.46 / 0.10 / 0.44 (31 and 17); at w = 0.
 0.89 / 0.03 / 0.08, DT 0.96 / 0.02 / 0.02; at w = 0.75 both run too much (target 0.39 / 0.13 / 0.49, CDT 0.25 / 0.13 /
 0.63, DT 0.23 / 0.13 / 0.64). Held-out targets: both stand when asked (0.01 ± 0.00 m/s), forward (1.61 m/s) CDT 1.50
 ± 0.01, DT 1.61 ± 0.01. Not yet run on host A's data.
+Seeds 3-5, 2026-12-04, on a machine that made host B's quick data (expert 1450.4, medium 710.4): `--seeds=3,4,5
+--workdir=workdirs/paper/gdt_bimodal_quick_s345`, 27m48s from nothing on 2 idle cores (data 7m04s), w = 0.25 / 0.5 /
+0.75 / all:
+  nearest-mass closed loop  CDT 0.280 ± 0.070 / 0.374 ± 0.109 / 0.329 ± 0.060 / 0.328 ± 0.057 (per seed all: 0.289 /
+                            0.408 / 0.286)
+                            DT  0.416 ± 0.011 / 0.486 ± 0.073 / 0.413 ± 0.079 / 0.438 ± 0.046 (0.430 / 0.387 / 0.498)
+  closed loop               CDT 0.397 ± 0.018 / 0.553 ± 0.150 / 0.496 ± 0.148 / 0.482 ± 0.099
+  open loop                 CDT 0.416 ± 0.001 / 0.578 ± 0.208 / 0.489 ± 0.153 / 0.494 ± 0.117
+                            DT  0.409 ± 0.021 / 0.571 ± 0.086 / 0.452 ± 0.032 / 0.477 ± 0.023
+The same verdicts as seeds 0-2: CDT below DT by more than the seed std under the nearest-mass closed loop (every
+weight; on 2 of 3 seeds), level otherwise. Mode table at w = 0.5: CDT 0.71 / 0.06 / 0.23 (stands too much), DT 0.50 /
+0.09 / 0.41; at w = 0.25 DT stands through all 60 episodes (0.99 / 0.01 / 0.00).
 
 `quick_density` (`--scale=quick_density`; it was `quick` then), host A, 2026-12-02 (19m45s for both methods with the
 data there, 2 idle cores), W1 to the mixtures, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
