@@ -77,7 +77,7 @@ Seeds 3-5, 2026-12-04, on a machine that made host B's quick data (expert 1450.4
   nearest-mass closed loop  CDT 0.280 ± 0.070 / 0.374 ± 0.109 / 0.329 ± 0.060 / 0.328 ± 0.057 (per seed all: 0.289 /
                             0.408 / 0.286)
                             DT  0.416 ± 0.011 / 0.486 ± 0.073 / 0.413 ± 0.079 / 0.438 ± 0.046 (0.430 / 0.387 / 0.498)
-  closed loop               CDT 0.397 ± 0.018 / 0.553 ± 0.150 / 0.496 ± 0.148 / 0.482 ± 0.099
+  closed loop               CDT 0.397 ± 0.018 / 0.553 ± 0.150 / 0.496 ± 0.148 / 0.482 ± 0.099 (DT as above)
   open loop                 CDT 0.416 ± 0.001 / 0.578 ± 0.208 / 0.489 ± 0.153 / 0.494 ± 0.117
                             DT  0.409 ± 0.021 / 0.571 ± 0.086 / 0.452 ± 0.032 / 0.477 ± 0.023
 The same verdicts as seeds 0-2: CDT below DT by more than the seed std under the nearest-mass closed loop (every
