@@ -130,8 +130,8 @@ in the standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): 
 episodes, DT splits its episodes closer to the target's proportions. With the cumulative sum instead (`quick`, above)
 CDT's steps match the target's proportions at w = 0.5.
 
-`demo` (= `make demo`), 2026-12-04, on a machine whose numerics equal host B's (the 50-episode demo below gave its
-table there), two fresh clones' `make demo` (data made from nothing; 12m26s and 12m14s with the install, 2 idle
+`demo` (= `make demo`), 2026-12-04, on a machine whose numerics equal host B's (the 50-episode demo below gave host
+B's table here), two fresh clones' `make demo` (data made from nothing; 12m26s and 12m14s with the install, 2 idle
 cores): the same per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over
 seeds 0-2:
   CDT, cdf input      0.195 ± 0.096 / 0.298 ± 0.077 / 0.238 ± 0.058 / 0.244 ± 0.054 (per seed all: 0.265 / 0.169 /
