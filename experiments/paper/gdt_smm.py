@@ -26,6 +26,9 @@ x-velocity W1 over all 10 targets, closed loop (open loop within 0.01 except hal
                 0.418 / 0.294: CDT lower on one seed only; this data's expert stands still)
     ant         CDT 0.151 ± 0.007, DT 0.146 ± 0.012, BC 1.662 ± 0.001 (open loop CDT 0.195 ± 0.041, DT 0.209 ±
                 0.030): level; BC stands still (0.005 m/s against targets of 1.61)
+  reward feature, 2026-12-04, host B's numerics, `--runs=^halfcheetah_reward` (21m15s, data there), closed loop:
+    halfcheetah CDT 0.112 ± 0.019, DT 0.162 ± 0.014, BC 0.260 ± 0.019 (open loop CDT 0.177 ± 0.019, DT 0.240 ±
+                0.008); the other envs' reward rows not yet at 6000 steps
   at 2000 steps (the scale until 2026-12-03: `--set=train.num_steps=2000`, a --workdir of its own), host A, the
   4-env table in README.md (CDT below DT on halfcheetah and hopper, not on walker2d and ant); on host B's data
   (`--runs=^halfcheetah --set=train.num_steps=2000 --workdir=workdirs/paper/gdt_smm_quick_2000`) the conditioned
