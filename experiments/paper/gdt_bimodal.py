@@ -72,7 +72,7 @@ both modes, 12 stand throughout), DT's 0.46 / 0.10 / 0.44 (31 and 17); at w = 0.
 0.63, DT 0.23 / 0.13 / 0.64). Held-out targets: both stand when asked (0.01 ± 0.00 m/s), forward (1.61 m/s) CDT 1.50
 ± 0.01, DT 1.61 ± 0.01. Not yet run on host A's data.
 Seeds 3-5, 2026-12-04, on a machine that made host B's quick data (expert 1450.4, medium 710.4): `--seeds=3,4,5
---workdir=workdirs/paper/gdt_bimodal_quick_s345`, 27m48s from nothing on 2 idle cores (data 7m04s), w = 0.25 / 0.5 /
+--workdir=workdirs/paper/gdt_bimodal_quick_s345`, 27m45s from nothing on 2 idle cores (data 7m04s), w = 0.25 / 0.5 /
 0.75 / all:
   nearest-mass closed loop  CDT 0.280 ± 0.070 / 0.374 ± 0.109 / 0.329 ± 0.060 / 0.328 ± 0.057 (per seed all: 0.289 /
                             0.408 / 0.286)
