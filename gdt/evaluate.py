@@ -419,21 +419,26 @@ def score_rollout(policy, targets: Targets, setup: RolloutSetup, outputs: Mappin
 
 
 def _group_rows(rows: Sequence[Mapping], group: str) -> list[Mapping]:
-  """The rows of `group`: 'all', a GROUPS prefix (best/middle), 'mix' (every mixture target), 'mix<w>' (the
-  mixture targets of weight w) or 'task=<label>' (the trajectory targets of one task)."""
+  """The rows of `group`: 'all', a GROUPS prefix (best/middle/twin), 'mix' (every mixture target), 'mix<w>' (the
+  mixture targets of weight w) or 'task=<label>' (the trajectory targets of one task: those with a return)."""
   if group == "all":
     return list(rows)
   if group == "mix":
     return [r for r in rows if "mixture_weight" in r]
   if group.startswith("task="):
-    return [r for r in rows if r.get("task") == group[5:] and "mixture_weight" not in r]
+    return [r for r in rows if r.get("task") == group[5:] and _is_trajectory(r)]
   return [r for r in rows if r["name"].startswith(group + "_")]
+
+
+def _is_trajectory(row: Mapping) -> bool:
+  """A held-out trajectory's row; synthetic targets (mixtures, twins) have no return."""
+  return "mixture_weight" not in row and np.isfinite(row["target_return"])
 
 
 def _groups(rows: Sequence[Mapping]) -> list[str]:
   """best, middle; per task when the trajectory targets span several; mix and per mixture weight; all."""
   out = list(GROUPS)
-  tasks = list(dict.fromkeys(r["task"] for r in rows if "task" in r and "mixture_weight" not in r))
+  tasks = list(dict.fromkeys(r["task"] for r in rows if "task" in r and _is_trajectory(r)))
   if len(tasks) > 1:
     out += [f"task={t}" for t in tasks]
   weights = list(dict.fromkeys(r["mixture_weight"] for r in rows if "mixture_weight" in r))

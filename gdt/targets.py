@@ -24,26 +24,28 @@ from gdt import hindsight, metrics
 from gdt.conditioning import Labels
 from gdt.core.registry import Registry
 
-GROUPS = ("best", "middle")  # target-name prefixes that get their own mean (plus "all")
+GROUPS = ("best", "middle", "twin")  # target-name prefixes that get their own mean (plus "all")
 
 
-def split_targets(trajs, best_k: int, middle_k: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def split_targets(trajs, best_k: int, middle_k: int, middle_quantile: float = 0.5
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
   """Holds out the best-k and middle-k trajectories by return (gdt_reference §2.6), per task.
 
   Returns (train_indices [N-M], target_indices [M], names [M]): `best_traj_i` has the i-th highest
-  return; `middle_traj_i` has rank floor(N/2) - floor(k/2) + i in ascending order of return. A dataset of
+  return; `middle_traj_i` has rank floor(q N) - floor(k/2) + i in ascending order of return, q = `middle_quantile`
+  (the reference's median, 0.5; a lower q picks the lower level of a task whose data mixes two). A dataset of
   several tasks (`trajs.tasks()`) holds out best-k and middle-k of each task, ranked by that task's returns (they
   are different rewards), named `best_traj_i_<task>`, in the order the tasks first appear.
   """
   tasks = np.asarray(trajs.tasks(), dtype=object)
   labels = list(dict.fromkeys(tasks.tolist()))
   if len(labels) == 1:
-    return _split_one(trajs, best_k, middle_k)
+    return _split_one(trajs, best_k, middle_k, middle_quantile)
   train, target, names = [], [], []
   for label in labels:
     rows = np.flatnonzero(tasks == label)
     try:
-      tr, tg, nm = _split_one(trajs.select(rows), best_k, middle_k)
+      tr, tg, nm = _split_one(trajs.select(rows), best_k, middle_k, middle_quantile)
     except ValueError as e:
       raise ValueError(f"task {label!r}: {e}") from None
     train.append(rows[tr])
@@ -52,12 +54,13 @@ def split_targets(trajs, best_k: int, middle_k: int) -> tuple[np.ndarray, np.nda
   return np.sort(np.concatenate(train)), np.concatenate(target), names
 
 
-def _split_one(trajs, best_k: int, middle_k: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _split_one(trajs, best_k: int, middle_k: int, middle_quantile: float = 0.5
+               ) -> tuple[np.ndarray, np.ndarray, list[str]]:
   returns = np.asarray(trajs.returns())
   n = len(returns)
   order = np.argsort(returns, kind="stable")
   best = order[::-1][:best_k]
-  start = n // 2 - middle_k // 2
+  start = int(n * middle_quantile) - middle_k // 2
   middle = order[start:start + middle_k]
   target = np.concatenate([best, middle]).astype(np.int64)
   if len(set(target.tolist())) != best_k + middle_k or start < 0:
@@ -210,20 +213,20 @@ def mixture_histogram(h1, h2, w: float = 0.5) -> np.ndarray:
 
 
 def synthetic_targets(hists, names, labels: Labels, length: int, task: str | None = None,
-                      task_spec: dict | None = None, mixture_weights=None) -> Targets:
+                      task_spec: dict | None = None, mixture_weights=None, means=None) -> Targets:
   """Targets given only as distributions p* [M, B] over `labels.edges`, rolled out for `length` steps (in `task`,
   built as `task_spec` says; None: the policy's own env).
 
   There is no per-step h_t: the open-loop schedule is the conditioning kind's `synthetic` schedule (CDT: p* at
   every step; DT: the expected future sum (length - t) E_p*[phi] / rtg_scale, the only thing it can condition on);
-  closed_loop updates from what was achieved.
+  closed_loop updates from what was achieved. E_p*[phi] is over the bin centres unless `means` [M] gives it.
   """
   p = np.asarray(hists, np.float32)
   p = p / p.sum(-1, keepdims=True)
   m, b = p.shape
   if b != labels.num_bins:
     raise ValueError(f"synthetic histograms have {b} bins but the labels' edges define {labels.num_bins}")
-  mean = p @ np.asarray(hindsight.bin_centers(labels.edges))  # [M]
+  mean = p @ np.asarray(hindsight.bin_centers(labels.edges)) if means is None else np.asarray(means, np.float32)
   steps_left = (length - np.arange(length)).astype(np.float32)  # [T]
   cond = labels.kind.synthetic(p, mean, steps_left, labels.rtg_scale)
   return Targets(
@@ -273,3 +276,41 @@ def mixture_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
   # one length for all (a synthetic target has no per-step schedule to pad); the pairs' shortest
   return synthetic_targets(np.stack(hists), names, labels, int(min(lengths)), rollout_task,
                            held_out.task_specs[rollout_task], weights)
+
+
+@SYNTHETIC.register("twin")
+def twin_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
+  """A bimodal twin of each middle held-out target r of the first task, one per pair i (the i-th best target of the
+  first task with the i-th best of the second): the mixture w h_i(first) + (1 - w) h_i(second) whose mean is r's,
+  named `twin_<i>_<r's name>`, r's length long, rolled out in `eval.synthetic_task`. Its expected future sum is set
+  to r's exact sum, so DT's conditioning is the same for r and its twin at the first step and, under the closed
+  loop, at every step its rollouts agree: whatever a return-conditioned policy does on the two, its mean W1 over
+  the pair is at least half the W1 between them. A middle target whose mean does not lie between the pair's has
+  no twin with that pair."""
+  first, second, rollout_task = mixture_parts(eval_config, held_out.tasks)
+  tasks, names = np.asarray(held_out.tasks, dtype=object), held_out.names
+  best = [np.flatnonzero((tasks == task) & np.char.startswith(np.asarray(names, str), "best_"))
+          for task in (first, second)]
+  refs = np.flatnonzero((tasks == first) & np.char.startswith(np.asarray(names, str), "middle_"))
+  centers = np.asarray(hindsight.bin_centers(labels.edges), np.float64)
+  means = held_out.histograms.astype(np.float64) @ centers
+  hists, out_names, ref_means, lengths = [], [], [], []
+  for r in refs:
+    for i in range(min(len(best[0]), len(best[1]))):
+      a, b = best[0][i], best[1][i]
+      if means[a] == means[b]:
+        continue
+      w = (means[r] - means[b]) / (means[a] - means[b])
+      if not 0.0 < w < 1.0:
+        continue
+      hists.append(mixture_histogram(held_out.histograms[a], held_out.histograms[b], float(w)))
+      out_names.append(f"twin_{i}_{names[r]}")
+      ref_means.append(held_out.totals[r] / held_out.lengths[r])
+      lengths.append(held_out.lengths[r])
+  if not hists:
+    raise ValueError(f"eval.synthetic: 'twin' found no middle target of task {first!r} whose {labels.feature} mean "
+                     f"lies between its best targets' and task {second!r}'s ({len(refs)} middle targets; hold some "
+                     "out with eval.middle_k, at a lower eval.middle_quantile to reach a lower level)")
+  return concatenate([synthetic_targets(h[None], [n], labels, int(t), rollout_task,
+                                         held_out.task_specs[rollout_task], means=[m])
+                       for h, n, m, t in zip(hists, out_names, ref_means, lengths, strict=True)])

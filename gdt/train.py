@@ -116,16 +116,20 @@ def _validate_loaded(config, trajs: Trajectories, path: str) -> None:
          f"{held_out} held-out targets{' per task' if num_tasks > 1 else ''} leave too little training data in "
          f"{path} ({trajs.num_trajectories} trajectories; at least 2 must remain)")
   try:
-    targets.split_targets(trajs, best_k, middle_k)
+    targets.split_targets(trajs, best_k, middle_k, config.eval.middle_quantile)
   except ValueError as e:
     raise ValueError(f"config field 'eval.best_k/middle_k': {e} ({path})") from None
   backend = trajs.metadata.get("backend", envs.default_backend(config.env))
   if backend not in evaluate.EVALUATORS:
     raise DatasetError(f"{path}: metadata 'backend' {backend!r} cannot be evaluated (known: "
                        f"{', '.join(evaluate.EVALUATORS.names())}); the run would fail after training")
-  if config.eval.synthetic == "mixture":
+  if config.eval.synthetic in ("mixture", "twin"):
     if best_k + middle_k == 0:
-      raise ValueError("config field 'eval.best_k/middle_k': 'mixture' targets mix held-out targets; hold some out")
+      raise ValueError(f"config field 'eval.best_k/middle_k': {config.eval.synthetic!r} targets mix held-out targets; "
+                       "hold some out")
+    if config.eval.synthetic == "twin" and not (best_k and middle_k):
+      raise ValueError("config field 'eval.best_k/middle_k': 'twin' targets mix best targets to match middle ones; "
+                       "both must be at least 1")
     try:
       targets.mixture_parts(config.eval, list(trajs.task_specs()))
     except ValueError as e:
@@ -438,7 +442,8 @@ def _train_and_evaluate(configs: list, workdirs: list[str], log: Callable[[str],
       prepare_workdir(workdir, c, allow_changes=("train.num_steps", "train.shard_data", "eval"),
                       recorded=None if saved is None else saved["config"])
       record_dataset(workdir, fingerprint, resumed=saved is not None, log=log)
-    train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k)
+    train_idx, target_idx, names = targets.split_targets(trajs, config.eval.best_k, config.eval.middle_k,
+                                                           config.eval.middle_quantile)
     prep = prepare_data(trajs, config, train_idx)
     log(f"[train] {path}: {len(train_idx)} training trajectories "
         f"({int(trajs.select(train_idx).lengths.sum())} steps), {len(target_idx)} held-out targets")

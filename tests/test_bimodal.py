@@ -10,7 +10,7 @@ from experiments.configs import cdt as cdt_config
 from experiments.configs import dt as dt_config
 from experiments.paper import EXPERIMENTS, Result, load_all
 from experiments.paper import gdt_bimodal
-from gdt import envs, hindsight, plots, train
+from gdt import envs, evaluate, hindsight, metrics, plots, train
 from gdt import targets as gdt_targets
 from gdt.conditioning import Labels
 from gdt.data import Trajectories, dataset_path, default_metadata, generation
@@ -118,6 +118,78 @@ def test_dataset_without_a_second_task_is_refused_for_mixtures(tmp_path):
     train.load_dataset(c)
 
 
+
+@pytest.fixture(scope="module")
+def leveled():
+  """Forward cheetahs of two levels (x-velocity ~3 and ~1.5, one task) and standing ones (~0)."""
+  fast, slow = make_trajs("halfcheetah", 8, 3.0, 0), make_trajs("halfcheetah", 8, 1.5, 2)
+  slow.rewards[:] -= 10.0  # ranked below every fast one
+  return Trajectories.concatenate([fast, slow, make_trajs("cheetah_backflip", 8, 0.0, 1)])
+
+
+def test_middle_quantile_picks_the_middle_targets_at_that_rank_of_the_returns(leveled):
+  forward = leveled.select(np.arange(16))
+  order = np.argsort(forward.returns(), kind="stable")
+  _, idx, names = gdt_targets.split_targets(forward, 1, 2)
+  assert names == ["best_traj_0", "middle_traj_0", "middle_traj_1"]
+  np.testing.assert_array_equal(idx[1:], order[7:9])  # the median: floor(16 / 2) - 1
+  _, idx, _ = gdt_targets.split_targets(forward, 1, 2, middle_quantile=0.25)
+  np.testing.assert_array_equal(idx[1:], order[3:5])  # floor(16 / 4) - 1: the slow level
+  assert (idx[1:] >= 8).all()
+
+
+def twins(leveled, conditioning: str):
+  edges = gdt_targets.feature_edges(leveled, "x_velocity", 12)
+  labels = Labels(conditioning, "x_velocity", edges, 1000.0, 1.0)
+  _, idx, names = gdt_targets.split_targets(leveled, 2, 1, middle_quantile=0.25)
+  tgts = gdt_targets.trajectory_targets(leveled, idx, names, labels)
+  return tgts, gdt_targets.SYNTHETIC.get("twin")(eval_block(), tgts, labels), labels
+
+
+def test_a_twin_is_a_bimodal_mixture_with_its_reference_targets_mean_and_dts_conditioning(leveled):
+  tgts, twin, labels = twins(leveled, "rtg")
+  names = list(tgts.names)
+  ref = names.index("middle_traj_0_halfcheetah")
+  assert twin.names == ("twin_0_middle_traj_0_halfcheetah", "twin_1_middle_traj_0_halfcheetah")
+  centers = np.asarray(hindsight.bin_centers(labels.edges))
+  for i in range(2):
+    a, b = names.index(f"best_traj_{i}_halfcheetah"), names.index(f"best_traj_{i}_cheetah_backflip")
+    # a mixture of the pair's two histograms, with the reference's mean
+    w = (tgts.histograms[ref] @ centers - tgts.histograms[b] @ centers) / (
+        tgts.histograms[a] @ centers - tgts.histograms[b] @ centers)
+    assert 0.2 < w < 0.8
+    np.testing.assert_allclose(twin.histograms[i], w * tgts.histograms[a] + (1 - w) * tgts.histograms[b], atol=1e-6)
+    assert twin.histograms[i] @ centers == pytest.approx(tgts.histograms[ref] @ centers, abs=1e-5)
+    # DT: the reference's exact sum, so the first step's z (and the closed loop's every z) is the reference's
+    assert twin.totals[i] == pytest.approx(tgts.totals[ref], rel=1e-6)
+    assert twin.cond[i, 0, 0] == pytest.approx(tgts.cond[ref, 0, 0], rel=1e-6)
+    assert twin.lengths[i] == tgts.lengths[ref]
+  assert twin.tasks == ("halfcheetah",) * 2 and np.isnan(twin.returns).all()
+  # the W1 between the reference and its twin, which bounds a return-conditioned policy's mean W1 over the pair
+  sep = metrics.wasserstein_1d(tgts.histograms[ref], twin.histograms[0], centers)
+  assert float(sep) > 0.5
+
+
+def test_twins_need_a_middle_target_between_the_pairs_means(leveled):
+  edges = gdt_targets.feature_edges(leveled, "x_velocity", 12)
+  labels = Labels("histogram", "x_velocity", edges, 1000.0, 1.0)
+  _, idx, names = gdt_targets.split_targets(leveled, 1, 1)  # the median of the forward task: a fast one
+  tgts = gdt_targets.trajectory_targets(leveled, idx, names, labels)
+  with pytest.raises(ValueError, match="'twin' found no middle target of task 'halfcheetah'"):
+    gdt_targets.SYNTHETIC.get("twin")(eval_block(), tgts, labels)
+
+
+def test_task_aggregates_hold_trajectory_targets_only_and_twins_their_own(leveled):
+  tgts, twin, _ = twins(leveled, "histogram")
+  both = gdt_targets.concatenate([tgts, twin])
+  rows = [{"name": n, "w1": float(k), "target_return": float(r), "task": t}
+          for k, (n, r, t) in enumerate(zip(both.names, both.returns, both.tasks))]
+  agg = evaluate._aggregate(rows)
+  forward = [k for k, n in enumerate(both.names) if n.endswith("_halfcheetah") and not n.startswith("twin")]
+  assert agg["w1_task=halfcheetah"] == pytest.approx(np.mean(forward))
+  assert agg["w1_twin"] == pytest.approx(np.mean([len(tgts.names), len(tgts.names) + 1]))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The paper experiment
 
@@ -147,7 +219,13 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
                                                           "halfcheetah", "switch"))]
       else:
         assert len(paths) == 1
-      assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
+      # the demo asks for twins of the forward task's medium level (middle targets at the lower quarter of its
+      # returns), the others for mixtures at each weight
+      if scale == "demo":
+        assert (config.eval.synthetic, config.eval.middle_quantile, config.eval.middle_k) == ("twin", 0.25, 2)
+      else:
+        assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
+        assert config.eval.middle_quantile == 0.5
       # quick, quick_start and the demo start a quarter of the windows at step 0, for both methods; quick and the
       # demo feed CDT its histogram's cumulative sum, quick_density and quick_start the densities
       assert config.train.episode_start_fraction == (
@@ -235,6 +313,42 @@ def test_report_tables_w1_per_weight_and_says_where_cdt_wins_by_more_than_the_se
   assert "second mode below 0.67 m/s, between, forward mode above 1.83 m/s" in summary
   assert "| CDT | 0.5 | 0.50 / 0.00 / 0.50 | 0.43 / 0.00 / 0.57 | 3 of 6 | 0 of 6 | 3 of 6 |" in summary  # 3 of 7 steps
   assert "| DT | 0.5 | 0.50 / 0.00 / 0.50 | 0.25 / 0.38 / 0.38 | 0 of 6 | 6 of 6 | 0 of 6 |" in summary
+
+
+def fake_twin_result(tmp_path, plan, method: str, seed: int):
+  """A finished demo evaluation with a middle forward target (all of it at 0.5 m/s) and two twins (half at -1.5, half
+  at 2.5 m/s: the same mean): CDT's rollouts match each target, DT's (seed 1: shifted a bin) sit at 0.5 on both."""
+  run = next(r for r in plan.runs if r.tag["method"] == method)
+  where = tmp_path / f"{method}_{seed}"
+  os.makedirs(where)
+  names = ["middle_traj_0_halfcheetah", "twin_0_middle_traj_0_halfcheetah", "twin_1_middle_traj_0_halfcheetah"]
+  ref, twin = np.eye(6)[2], 0.5 * (np.eye(6)[0] + np.eye(6)[4])
+  target = np.stack([ref, twin, twin])
+  achieved = target if method == "CDT" else np.tile(np.eye(6)[2 + (seed == 1)], (3, 1))
+  np.savez(where / "eval_histogram.npz", names=np.array(names), edges_x_velocity=np.linspace(-2, 4, 7),
+           target_histograms_x_velocity=target, achieved_histograms_x_velocity=achieved,
+           features_x_velocity=np.zeros((3, 1, 4), np.float32), valid=np.ones((3, 1, 4), bool))
+  aggregates = {"w1_twin": 1.0, "w1_task=halfcheetah": 0.1, "mean_x_velocity_task=halfcheetah": 2.0,
+                "target_mean_x_velocity_task=halfcheetah": 3.0}
+  return Result(run, seed, "closed_loop_nearest", str(where), {"targets": [], "aggregates": aggregates,
+                                                                "protocol": {}, "feature": "x_velocity",
+                                                                "conditioning": "histogram"})
+
+
+def test_the_demos_report_tables_twins_against_the_bound_a_return_conditioned_policy_cannot_beat(tmp_path):
+  plan = gdt_bimodal.demo()
+  results = [fake_twin_result(tmp_path, plan, m, seed) for m in ("CDT", "DT") for seed in (0, 1, 2)]
+  paths = gdt_bimodal.report(plan, results, str(tmp_path / "report"), "demo")
+  summary = open(paths["summary_md"]).read()
+  # targets 2.0 apart in W1, so the bound is 1.0; DT's rollouts are the same on both (gap 0) and score the bound
+  # (seed 1: a bin off, 1.0 on the reference and the twins alike)
+  assert "| CDT | 0.000 ± 0.000 | 0.000 ± 0.000 | 0.000 ± 0.000 | 1.000 ± 0.000 | 2.000 ± 0.000 (2.000) |" in summary
+  assert "| DT | 0.333 ± 0.471 | 2.000 ± 0.000 | 1.167 ± 0.236 | 1.000 ± 0.000 | 0.000 ± 0.000 (2.000) |" in summary
+  assert "below DT's by more than the larger seed std: yes; below the bound: yes" in summary
+  assert "## Mixture targets" not in summary
+  with open(paths["per_seed_csv"]) as f:
+    assert "w1_twin_pairs" in f.readline()
+  assert os.path.getsize(paths["bimodal_closed_loop_nearest_png"]) > 1000
 
 
 def test_method_histograms_plot_writes_a_png(tmp_path):

@@ -96,20 +96,24 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
 
   c.eval = ml_collections.ConfigDict(dict(
       best_k=5, middle_k=5, episodes_per_target=20, chunk_steps=100, plots=True,
+      middle_quantile=0.5,  # where the middle targets sit in each task's returns (the reference's: the median)
       score_features=("reward",),  # scored besides `feature` (W1 of the reward histogram too)
       schedule="open_loop",  # the reference's time-indexed target schedule; 'closed_loop' updates from what was achieved
       xvel_offset_like_gdt=False,  # fidelity flag: record the feature of the NEXT state as the reference does (§4)
       # Synthetic targets besides the held-out ones: '' (none) or a name in gdt.targets.SYNTHETIC. 'mixture': for
       # each weight w, w h(first task's held-out target i) + (1 - w) h(second task's target i) (a bimodal target
       # of a forward and a backflip cheetah), rolled out in `synthetic_task` ('' = the first mixture task);
-      # `mixture_tasks` () = the data's first two tasks. DT gets the mixture's expected future sum.
+      # `mixture_tasks` () = the data's first two tasks. DT gets the mixture's expected future sum. 'twin': for each
+      # middle target of the first task, the mixture of the two tasks' best targets with its mean (and DT's
+      # conditioning), a bimodal target a return-conditioned policy cannot tell from the unimodal one.
       synthetic="", mixture_weights=(0.25, 0.5, 0.75), mixture_tasks=(), synthetic_task=""))
   return c
 
 
 # Fields added after runs were recorded -> the value that reproduces what such a run did: a run recorded without the
 # field is the same run as one with this value (launch.paper reads old records through `with_added_fields`).
-ADDED_FIELDS = {"model.histogram_input": "probability", "train.episode_start_fraction": 0.0}
+ADDED_FIELDS = {"model.histogram_input": "probability", "train.episode_start_fraction": 0.0,
+                "eval.middle_quantile": 0.5}
 
 
 def with_added_fields(recorded: dict) -> dict:
@@ -155,6 +159,7 @@ FIELDS = {
     "train.dropout_prng": Field(str, nonempty=True),
   "train.shard_data": Field(bool),
     "eval.best_k": Field(int, ge=0), "eval.middle_k": Field(int, ge=0),
+    "eval.middle_quantile": Field(float, gt=0, lt=1),
     "eval.episodes_per_target": _POSITIVE, "eval.chunk_steps": _POSITIVE, "eval.plots": Field(bool),
     "eval.score_features": Field(tuple, items=str),
     "eval.schedule": Field(str, nonempty=True),
@@ -185,9 +190,9 @@ def conflicts(c) -> list[tuple[str, str]]:
                                          "set eval.score_features=()"))
     if c.conditioning == "anticausal":
       out.append(("eval.synthetic", "BDT conditions on demonstration states; a synthetic distribution has none"))
-    if c.eval.synthetic == "mixture" and not c.extra_datasets:
-      out.append(("eval.synthetic", "'mixture' mixes the held-out targets of two tasks: name the second task's "
-                                    "data in extra_datasets"))
+    if c.eval.synthetic in ("mixture", "twin") and not c.extra_datasets:
+      out.append(("eval.synthetic", f"{c.eval.synthetic!r} mixes the held-out targets of two tasks: name the second "
+                                    "task's data in extra_datasets"))
   if any(not 0 <= w <= 1 for w in c.eval.mixture_weights):
     out.append(("eval.mixture_weights", f"weights must lie in [0, 1], got {tuple(c.eval.mixture_weights)}"))
   if c.eval.mixture_tasks and len(c.eval.mixture_tasks) != 2:

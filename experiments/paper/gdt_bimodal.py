@@ -317,12 +317,13 @@ def switch_job(preset: str, second: DataJob) -> DataJob:
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
                  model: str, switching: bool = False, others: tuple[tuple[DataJob, str], ...] = (),
-                 histogram_input: str = "probability", schedules: tuple[str, ...] = ("open_loop",) + SCHEDULES
-                 ) -> Plan:
+                 histogram_input: str = "probability", schedules: tuple[str, ...] = ("open_loop",) + SCHEDULES,
+                 synthetic: str = "mixture") -> Plan:
   """Forward + `second` (the mixtures' two parts); `switching`: plus the episodes switching between them
   (`switch_job`); `others`: (data job, level) of further training data; `histogram_input`: CDT's
   `model.histogram_input`; `schedules`: the evaluations' `eval.schedule`s, the first the run's own, the others
-  extra evaluations of its last checkpoint."""
+  extra evaluations of its last checkpoint; `synthetic`: 'mixture' (one per weight of WEIGHTS and pair of held-out
+  targets) or 'twin' (`gdt.targets.twin_targets`: the mixture with a middle forward target's mean)."""
   forward = data_job(FORWARD, preset)
   env = second_env(second)
   # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
@@ -335,9 +336,9 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
     switch = switch_job(preset, second)
     extra += (f"{FORWARD}:switch@../{switch.name}",)
     data += (switch,)
-  shared = overrides + (
-      "extra_datasets=" + ",".join(extra),
-      "eval.synthetic=mixture", "eval.mixture_weights=" + ",".join(map(str, WEIGHTS)), "eval.score_features=")
+  weights = ("eval.mixture_weights=" + ",".join(map(str, WEIGHTS)),) if synthetic == "mixture" else ()
+  shared = overrides + ("extra_datasets=" + ",".join(extra), f"eval.synthetic={synthetic}") + weights + (
+      "eval.score_features=",)
   own = {"CDT": (f"model.histogram_input={histogram_input}",), "DT": ()}
   shared += (f"eval.schedule={schedules[0]}",)
   evaluations = dict(eval_name=schedules[0],
@@ -358,7 +359,10 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
   protocol = (("seeds", ", ".join(map(str, SEEDS))),
               ("data", f"{data_line}, experiments/configs/data.py preset {preset}"),
               ("targets", f"{targets} per task, held out of training, each rolled out in its task's env; "
-                          f"mixtures w h(forward i) + (1 - w) h({env} i), w in {WEIGHTS}, rolled out in {FORWARD}"),
+                          + (f"mixtures w h(forward i) + (1 - w) h({env} i), w in {WEIGHTS}, rolled out in {FORWARD}"
+                             if synthetic == "mixture" else
+                             f"twins: for each middle {FORWARD} target r and pair i, w h(forward best i) + (1 - w) "
+                             f"h({env} best i) with r's mean x-velocity and DT conditioning, rolled out in {FORWARD}")),
               ("episodes per target", str(episodes)),
               ("checkpoint", f"the last one, step {steps}"),
               ("model", f"{model}; CDT's histogram input: {histogram_input}"),
@@ -407,7 +411,9 @@ def quick_start() -> Plan:
 # The demo scale (`make demo`): quick's recipe (windows from step 0, CDT's cdf input) on the demo data preset, the
 # nearest-mass closed loop only, fewer steps and targets (module docstring, "demo").
 DEMO_STEPS = 3000
-DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1",
+# The middle targets at the lower quarter of the forward task's returns: its medium level (half of its trajectories),
+# whose twins mix a running and a standing cheetah.
+DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=2", "eval.middle_quantile=0.25",
                      f"train.episode_start_fraction={START}")
 DEMO_MODEL = f"{QUICK_MODEL}, a quarter of the windows from step 0"
 
@@ -417,9 +423,10 @@ def demo(dropout: float | None = None) -> Plan:
   overrides, model = DEMO, DEMO_MODEL
   if dropout is not None:
     overrides, model = DEMO + (f"model.dropout_rate={dropout}",), f"{DEMO_MODEL}, dropout {dropout}"
-  return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, overrides, 4, "2 best + 1 middle", model,
-                      switching=True, others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
-                      schedules=("closed_loop_nearest",))
+  return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, overrides, 4,
+                      "2 best + 2 middle (at the lower quarter of the returns)", model, switching=True,
+                      others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
+                      schedules=("closed_loop_nearest",), synthetic="twin")
 
 
 def quick_reverse() -> Plan:
@@ -473,6 +480,59 @@ METRICS = tuple(common.Metric(f"w1_mix{w:g}", _aggregate(f"w1_mix{w:g}")) for w 
     common.Metric("target_x_velocity_second_task_targets", _second_task("target_mean_x_velocity_")))
 
 
+def twin_pairs(npz: str) -> dict[str, np.ndarray]:
+  """Per twin target of one evaluation's arrays (`gdt.targets.twin_targets`), the W1 of its reference's rollouts
+  and of its own to their targets, between the two targets (`target_gap`: a policy that acts the same on both, as a
+  return-conditioned one does, scores a pair mean of at least half of it) and between the two rollouts'
+  histograms (`achieved_gap`: ~0 when the policy cannot tell them apart). Empty arrays without twins."""
+  from gdt import hindsight, metrics  # noqa: PLC0415
+  with np.load(npz) as z:
+    names = [str(n) for n in z["names"]]
+    target, achieved = z["target_histograms_x_velocity"], z["achieved_histograms_x_velocity"]
+    centers = np.asarray(hindsight.bin_centers(z["edges_x_velocity"]))
+  twins = [j for j, n in enumerate(names) if n.startswith("twin_")]
+  refs = [names.index(names[j].split("_", 2)[2]) for j in twins]
+  w1 = lambda a, b: np.asarray(metrics.wasserstein_1d(a, b, centers), np.float64)  # noqa: E731
+  return {"reference": w1(target[refs], achieved[refs]), "twin": w1(target[twins], achieved[twins]),
+          "target_gap": w1(target[refs], target[twins]), "achieved_gap": w1(achieved[refs], achieved[twins])}
+
+
+def _twin_metric(fn):
+  def metric(result) -> float:
+    pairs = twin_pairs(result.npz)
+    return float(np.mean(fn(pairs))) if pairs["twin"].size else float("nan")
+  return metric
+
+
+# Twin targets (`synthetic="twin"`): W1 on the middle forward references, on their twins, the pair mean, and the
+# bound a policy that acts alike on both cannot beat (half the targets' W1 apart).
+TWIN_METRICS = (
+    common.Metric("w1_twin_references", _twin_metric(lambda p: p["reference"])),
+    common.Metric("w1_twins", _twin_metric(lambda p: p["twin"])),
+    common.Metric("w1_twin_pairs", _twin_metric(lambda p: (p["reference"] + p["twin"]) / 2)),
+    common.Metric("twin_bound", _twin_metric(lambda p: p["target_gap"] / 2)),
+    common.Metric("twin_achieved_gap", _twin_metric(lambda p: p["achieved_gap"])),
+    common.Metric("twin_target_gap", _twin_metric(lambda p: p["target_gap"])))
+
+
+def twin_table(cell_list, evaluation: str) -> tuple[str, list[bool]]:
+  """Markdown rows = methods: W1 on the references, the twins, the pairs' mean, the bound and how far apart each
+  method's rollouts on a pair are (mean ± std over seeds) -> (table, [CDT below DT by more than the larger seed
+  std, CDT below the bound])."""
+  found = {c.tags["method"]: c for c in cell_list if c.tags["evaluation"] == evaluation}
+  if set(found) != set(METHODS) or np.isnan(found["CDT"].values["w1_twin_pairs"]).all():
+    return "", []
+  fmt = lambda c, m: "{:.3f} ± {:.3f}".format(*c.mean_std(m))  # noqa: E731
+  lines = ["| method | W1 middle forward targets | W1 their twins | pair mean | bound (half the targets' gap) "
+           "| rollouts' gap (targets' gap) |", "|---|---|---|---|---|---|"]
+  for method, c in found.items():
+    lines.append(f"| {method} | {fmt(c, 'w1_twin_references')} | {fmt(c, 'w1_twins')} | {fmt(c, 'w1_twin_pairs')} | "
+                 f"{fmt(c, 'twin_bound')} | {fmt(c, 'twin_achieved_gap')} ({c.mean_std('twin_target_gap')[0]:.3f}) |")
+  (cm, cs), (dm, ds) = found["CDT"].mean_std("w1_twin_pairs"), found["DT"].mean_std("w1_twin_pairs")
+  bound = found["CDT"].mean_std("twin_bound")[0]
+  return "\n".join(lines) + "\n", [dm - cm > max(cs, ds), cm < bound]
+
+
 def weight_table(cell_list, evaluation: str) -> tuple[str, list[str]]:
   """Markdown rows = mixture weight (and all mixtures), columns = CDT, DT (mean ± std over seeds), and whether CDT
   is below DT by more than the larger seed std -> (table, verdict lines)."""
@@ -493,8 +553,9 @@ def weight_table(cell_list, evaluation: str) -> tuple[str, list[str]]:
 
 
 def bimodal_figure(path: str, results, evaluation: str, pair: int = 0) -> bool:
-  """Target vs CDT's and DT's achieved x-velocity histograms of mixture pair `pair` at each weight (first seed);
-  False when a method's evaluation is missing."""
+  """Target vs CDT's and DT's achieved x-velocity histograms of mixture pair `pair` at each weight, or of the first
+  two middle forward targets beside their twins of pair `pair` (first seed); False when a method's evaluation or
+  every such target is missing."""
   from gdt import plots  # noqa: PLC0415  (matplotlib only when a report is written)
   first = {}
   for r in sorted(results, key=lambda r: r.seed):
@@ -511,16 +572,20 @@ def bimodal_figure(path: str, results, evaluation: str, pair: int = 0) -> bool:
   ref = arrays["CDT"]
   names = [str(n) for n in ref["names"]]
   edges = ref["edges_x_velocity"]
-  for w in WEIGHTS:
-    name = f"mix{w:g}_{pair}"
+  shown = [(f"mix{w:g}_{pair}", f"w = {w:g} forward (pair {pair})") for w in WEIGHTS]
+  twins = [n for n in names if n.startswith(f"twin_{pair}_")]
+  for twin in twins[:2]:  # a twin target beside its reference (the same mean, so DT's conditioning)
+    shown += [(twin.split("_", 2)[2], f"{twin.split('_', 2)[2]}"), (twin, f"its twin (pair {pair})")]
+  for name, label in shown:
     if name not in names:
       continue
     achieved = {}
     for method, a in arrays.items():
       j = [str(n) for n in a["names"]].index(name)
       achieved[method] = a["achieved_histograms_x_velocity"][j]
-    panels.append((f"w = {w:g} forward (pair {pair})", ref["target_histograms_x_velocity"][names.index(name)],
-                   achieved))
+    panels.append((label, ref["target_histograms_x_velocity"][names.index(name)], achieved))
+  if not panels:
+    return False
   plots.method_histograms(path, edges, panels, title=f"bimodal x-velocity targets, {evaluation}, seed "
                           f"{first['CDT'].seed}", xlabel="x-velocity")
   return True
@@ -604,17 +669,29 @@ def report(plan, results, report_dir, scale):
   target-vs-achieved figure; summary.md holds the protocol, those tables and whether the models follow their
   targets."""
   title = f"GDT bimodal x-velocity targets ({scale})"
+  twins = any("w1_twin" in r.aggregates for r in results)
+  metrics = (METRICS[len(WEIGHTS) + 1:] + TWIN_METRICS) if twins else METRICS
   paths = dict(common.standard_report(plan, results, report_dir, scale, title=title, rows=("method",),
-                                      columns=("evaluation",), metrics=METRICS, histogram_feature=lambda r: None))
-  cell_list = common.cells(results, METRICS)
+                                      columns=("evaluation",), metrics=metrics, histogram_feature=lambda r: None))
+  cell_list = common.cells(results, metrics)
   with open(paths["report_md"]) as f:
     text = [f.read()]
   expected = sum(len(r.seeds) * len(r.evaluation_names()) for r in plan.runs)
   summary = [common.protocol_header(title + ": CDT vs DT", plan, scale, cell_list, expected)]
   for evaluation in dict.fromkeys(c.tags["evaluation"] for c in cell_list):
-    table, verdicts = weight_table(cell_list, evaluation)
-    section = (f"\n## Mixture targets, {evaluation}: W1 per weight, CDT vs DT\n\n{table}\nCDT's W1 is below DT's by "
-               f"more than the seed std at {sum(verdicts)} of {len(verdicts)} rows.\n")
+    if twins:
+      table, verdicts = twin_table(cell_list, evaluation)
+      below, under_bound = verdicts or (False, False)
+      section = (f"\n## Twin targets, {evaluation}: a middle forward target and a bimodal mixture with its mean\n\n"
+                 "Each twin mixes the best forward and second-task targets of a pair so that its mean x-velocity, "
+                 "and DT's conditioning, are those of a middle forward target; a policy that acts alike on the two "
+                 "cannot score a pair mean below half their W1 apart (the bound).\n\n"
+                 f"{table}\nCDT's pair mean is below DT's by more than the larger seed std: "
+                 f"{'yes' if below else 'no'}; below the bound: {'yes' if under_bound else 'no'}.\n")
+    else:
+      table, verdicts = weight_table(cell_list, evaluation)
+      section = (f"\n## Mixture targets, {evaluation}: W1 per weight, CDT vs DT\n\n{table}\nCDT's W1 is below DT's "
+                 f"by more than the seed std at {sum(verdicts)} of {len(verdicts)} rows.\n")
     modes = mode_table(results, evaluation)
     modes = modes and f"\n### Mixture targets, {evaluation}: one mode per episode or both?\n\n{modes}"
     text += [section, modes]
