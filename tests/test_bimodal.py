@@ -219,13 +219,8 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
                                                           "halfcheetah", "switch"))]
       else:
         assert len(paths) == 1
-      # the demo asks for twins of the forward task's medium level (middle targets at the lower quarter of its
-      # returns), the others for mixtures at each weight
-      if scale == "demo":
-        assert (config.eval.synthetic, config.eval.middle_quantile, config.eval.middle_k) == ("twin", 0.25, 2)
-      else:
-        assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
-        assert config.eval.middle_quantile == 0.5
+      assert config.eval.synthetic == "mixture" and tuple(config.eval.mixture_weights) == gdt_bimodal.WEIGHTS
+      assert config.eval.middle_quantile == 0.5
       # quick, quick_start and the demo start a quarter of the windows at step 0, for both methods; quick and the
       # demo feed CDT its histogram's cumulative sum, quick_density and quick_start the densities
       assert config.train.episode_start_fraction == (
@@ -255,6 +250,15 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
         gdt_bimodal.STAND_QUICK_TIMESTEPS if preset == "quick" else gdt_bimodal.STAND_DEMO_TIMESTEPS)
     assert stand.policy == "deterministic" and tuple(stand.levels) == ("expert",)
     generation.validate_config(stand)
+  # demo_twin: the demo asking for twins of the forward task's medium level (middle targets at the lower quarter of
+  # its returns) instead of mixtures
+  demo, twin = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo", "demo_twin"))
+  for a, b in zip(demo.runs, twin.runs, strict=True):
+    ca, cb = (driver.run_config(r, 0, str(tmp_path / "data")) for r in (a, b))
+    train.validate_config(cb)
+    assert (cb.eval.synthetic, cb.eval.middle_quantile, cb.eval.middle_k) == ("twin", 0.25, 2)
+    cb.eval.update(synthetic="mixture", middle_quantile=0.5, middle_k=1, mixture_weights=gdt_bimodal.WEIGHTS)
+    assert cb.to_dict() == ca.to_dict()
 
 
 def fake_result(tmp_path, plan, method: str, seed: int, evaluation: str, mix_w1: dict, achieved_shift: int):
@@ -336,7 +340,7 @@ def fake_twin_result(tmp_path, plan, method: str, seed: int):
 
 
 def test_the_demos_report_tables_twins_against_the_bound_a_return_conditioned_policy_cannot_beat(tmp_path):
-  plan = gdt_bimodal.demo()
+  plan = gdt_bimodal.demo(twin=True)
   results = [fake_twin_result(tmp_path, plan, m, seed) for m in ("CDT", "DT") for seed in (0, 1, 2)]
   paths = gdt_bimodal.report(plan, results, str(tmp_path / "report"), "demo")
   summary = open(paths["summary_md"]).read()

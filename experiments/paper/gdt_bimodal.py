@@ -411,22 +411,26 @@ def quick_start() -> Plan:
 # The demo scale (`make demo`): quick's recipe (windows from step 0, CDT's cdf input) on the demo data preset, the
 # nearest-mass closed loop only, fewer steps and targets (module docstring, "demo").
 DEMO_STEPS = 3000
-# The middle targets at the lower quarter of the forward task's returns: its medium level (half of its trajectories),
-# whose twins mix a running and a standing cheetah.
-DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=2", "eval.middle_quantile=0.25",
+DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1",
                      f"train.episode_start_fraction={START}")
+# demo_twin's middle targets: at the lower quarter of the forward task's returns, its medium level (half of its
+# trajectories), whose twins mix a running and a standing cheetah.
+TWIN = ("eval.middle_k=2", "eval.middle_quantile=0.25")
 DEMO_MODEL = f"{QUICK_MODEL}, a quarter of the windows from step 0"
 
 
-def demo(dropout: float | None = None) -> Plan:
-  """`dropout`: model.dropout_rate instead of the configs' 0.1 (`demo_nodrop`)."""
+def demo(dropout: float | None = None, twin: bool = False) -> Plan:
+  """`dropout`: model.dropout_rate instead of the configs' 0.1 (`demo_nodrop`); `twin`: twin targets of the
+  forward task's medium level instead of mixtures (`demo_twin`)."""
   overrides, model = DEMO, DEMO_MODEL
   if dropout is not None:
     overrides, model = DEMO + (f"model.dropout_rate={dropout}",), f"{DEMO_MODEL}, dropout {dropout}"
-  return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, overrides, 4,
-                      "2 best + 2 middle (at the lower quarter of the returns)", model, switching=True,
+  targets = "2 best + 1 middle"
+  if twin:
+    overrides, targets = overrides + TWIN, "2 best + 2 middle (at the lower quarter of the returns)"
+  return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, overrides, 4, targets, model, switching=True,
                       others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
-                      schedules=("closed_loop_nearest",), synthetic="twin")
+                      schedules=("closed_loop_nearest",), synthetic="twin" if twin else "mixture")
 
 
 def quick_reverse() -> Plan:
@@ -712,7 +716,7 @@ def report(plan, results, report_dir, scale):
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "quick": quick, "quick_density": quick_density,
+    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "demo_twin": lambda: demo(twin=True), "quick": quick, "quick_density": quick_density,
      "quick_start": quick_start,
      "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip,
      "full": full}, report))
