@@ -1,8 +1,8 @@
 """Run one of the GDT paper's experiments end to end: data, training runs, extra evaluations, report.
 
   python -m launch.paper --experiment=gdt_smm --scale=quick [--workdir=workdirs/paper/gdt_smm_quick] \
-      [--data_root=workdirs/paper/data] [--seeds=0,1] [--vmap_seeds] [--runs=REGEX] [--set=KEY=VALUE ...] \
-      [--dry_run | --report_only]
+      [--data_root=workdirs/paper/data] [--data_seed=N] [--seeds=0,1] [--vmap_seeds] [--runs=REGEX] \
+      [--set=KEY=VALUE ...] [--dry_run | --report_only]
 
 The experiment (`experiments/paper/<name>.py`, registered in `experiments.paper.EXPERIMENTS`) declares its jobs for
 a scale; this driver schedules them:
@@ -19,7 +19,9 @@ or remove that job's directory). --dry_run lists every job and its state and run
 report of what is finished and runs nothing; --runs=REGEX runs part of the plan (e.g. one env while another env's data
 is still being generated); --set=dotted.key=value (repeatable) overrides every run's config after the scale's own
 overrides and is listed in the report's protocol (a variant of a scale, e.g. --set=context_length=10; give it its
-own --workdir: a finished run of another config is refused). Several drivers may share a workdir: each skips what another finished meanwhile and a run
+own --workdir: a finished run of another config is refused); --data_seed=N generates every data job with seed N (PPO
+experts and behaviour draws; other data, to see how much a verdict depends on it: give it a --data_root and --workdir
+of its own). Several drivers may share a workdir: each skips what another finished meanwhile and a run
 another one holds (its workdir lock), so `--runs` splits an experiment over processes.
 """
 
@@ -333,6 +335,21 @@ def with_overrides(plan: paper.Plan, overrides: Sequence[str]) -> paper.Plan:
                              protocol=plan.protocol + (("overrides (--set)", ", ".join(overrides)),))
 
 
+def with_data_seed(plan: paper.Plan, seed: int | None) -> paper.Plan:
+  """`plan` whose data jobs generate with `seed` (their configs' `seed`) instead of their own, noted in the
+  protocol's data line; None: unchanged."""
+  if seed is None:
+    return plan
+  if not 0 <= seed < 2**31 - 1:
+    raise ValueError(f"--data_seed must lie in [0, 2**31 - 1), got {seed}")
+  data = tuple(dataclasses.replace(d, overrides=d.overrides + (f"seed={seed}",)) for d in plan.data)
+  protocol = tuple((k, f"{v}; every data job with seed {seed} (--data_seed)" if k == "data" else v)
+                   for k, v in plan.protocol)
+  if "data" not in dict(plan.protocol):
+    protocol += (("data", f"every data job with seed {seed} (--data_seed)"),)
+  return dataclasses.replace(plan, data=data, protocol=protocol)
+
+
 def with_checkpoint_steps(plan: paper.Plan, data_root: str) -> paper.Plan:
   """`plan` whose protocol's checkpoint line gives the step its runs' configs train to (after --set overrides, so
   that e.g. train.num_steps=2000 is reported as such); appended where the plan has no such line."""
@@ -367,15 +384,16 @@ def only_runs(plan: paper.Plan, pattern: str | None) -> paper.Plan:
 def run_experiment(experiment: paper.Experiment, scale: str, workdir: str, data_root: str = paper.DATA_ROOT,
                    seeds: Sequence[int] | None = None, vmap_seeds: bool = False, dry_run: bool = False,
                    runs: str | None = None, report_only: bool = False, overrides: Sequence[str] = (),
-                   log: Callable[[str], None] = print) -> dict:
+                   log: Callable[[str], None] = print, data_seed: int | None = None) -> dict:
   """Schedules and runs every unfinished job of `experiment` at `scale` (with `runs`, a regex, only the runs whose
-  name matches and their data; `overrides`, dotted.key=value, applied to every run's config), then writes the report of every finished evaluation of the whole plan (only that
-  with `report_only`).
+  name matches and their data; `overrides`, dotted.key=value, applied to every run's config; `data_seed`, every data
+  job's seed), then writes the report of every finished evaluation of the whole plan (only that with `report_only`).
 
   Returns {'jobs': the schedule, 'ran': labels of the jobs executed, 'report': {label: path}, 'wall_s'}.
   """
   t0 = time.perf_counter()
-  full_plan = with_checkpoint_steps(with_overrides(with_seeds(experiment.plan(scale), seeds), overrides), data_root)
+  full_plan = with_checkpoint_steps(
+      with_data_seed(with_overrides(with_seeds(experiment.plan(scale), seeds), overrides), data_seed), data_root)
   plan = only_runs(full_plan, runs)
   jobs = schedule(plan, workdir, data_root)
   log(f"[paper] {experiment.name} ({scale}) in {workdir}, data in {data_root}:\n{describe(jobs)}")
@@ -436,6 +454,8 @@ def define_flags() -> dict:
       "workdir": flags.DEFINE_string("workdir", None,
                                      "experiment directory (default workdirs/paper/<experiment>_<scale>)"),
       "data_root": flags.DEFINE_string("data_root", paper.DATA_ROOT, "where data jobs' workdirs live (shared)"),
+      "data_seed": flags.DEFINE_integer("data_seed", None, "generate every data job with this seed instead of its "
+                                        "own (other data; give it its own --data_root and --workdir)"),
       "seeds": flags.DEFINE_list("seeds", [], "seeds of every run (default: the experiment's)"),
       "vmap_seeds": flags.DEFINE_bool("vmap_seeds", False,
                                       "train the seeds of one run together, vmapped, in one call"),
@@ -459,7 +479,8 @@ def main(argv, f: dict):
   runtime.enable_compilation_cache()
   runtime.install_brax_compat()
   run_experiment(experiment, scale, workdir, f["data_root"].value, seeds, f["vmap_seeds"].value, f["dry_run"].value,
-                 f["runs"].value, f["report_only"].value, f["set"].value, log=lambda s: print(s, flush=True))
+                 f["runs"].value, f["report_only"].value, f["set"].value, log=lambda s: print(s, flush=True),
+                 data_seed=f["data_seed"].value)
 
 
 if __name__ == "__main__":

@@ -198,6 +198,26 @@ def test_the_protocols_checkpoint_step_is_the_one_the_runs_train_to(tmp_path):
   assert tiny.protocol[-1] == ("checkpoint", "the last one, step 50")
 
 
+def test_data_seed_generates_every_data_job_with_it_and_a_finished_job_of_another_seed_is_refused(tmp_path):
+  plan = paper.get("gdt_bimodal").plan("demo")
+  seeded = driver.with_data_seed(plan, 3)
+  assert [driver.data_config(d).seed for d in plan.data] == [0, 0, 0]
+  assert [driver.data_config(d).seed for d in seeded.data] == [3, 3, 3]  # the PPO experts and the switching draws
+  assert dict(seeded.protocol)["data"].endswith("every data job with seed 3 (--data_seed)")
+  assert driver.with_data_seed(plan, None) is plan
+  with pytest.raises(ValueError, match="--data_seed must lie in"):
+    driver.with_data_seed(plan, -1)
+  # data finished with seed 0 in a data root: the same jobs with seed 3 are refused there, not mixed in
+  job = plan.data[0]
+  wd = driver.data_workdir(str(tmp_path), job.name)
+  os.makedirs(wd)
+  with open(os.path.join(wd, driver.DATA_RECORD), "w") as f:
+    json.dump({"generator": job.generator, "config": driver.config_to_dict(driver.data_config(job))}, f)
+  assert driver.data_state(job, driver.data_config(job), wd) == "finished"
+  with pytest.raises(driver.ChangedConfig, match=r"keys: config.seed\)"):
+    driver.data_state(seeded.data[0], driver.data_config(seeded.data[0]), wd)
+
+
 def test_behaviour_metrics_read_speed_and_episode_length_per_target_group():
   rows = [{"name": "best_traj_0", "mean_length": 1000.0}, {"name": "best_traj_1", "mean_length": 200.0},
           {"name": "middle_traj_0", "mean_length": 300.0}]
