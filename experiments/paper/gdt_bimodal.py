@@ -30,6 +30,11 @@ Scales:
                    only (`eval.schedule=closed_loop_nearest`), quick's recipe (a quarter of the windows from step 0,
                    CDT's histogram as its cumulative sum); the report's summary.md holds the verdict tables.
   demo_nodrop      demo without dropout (model.dropout_rate=0; the configs' 0.1 is the paper's).
+  demo_twin        demo asked for twins instead of mixtures (`eval.synthetic=twin`): for each of 2 middle forward
+                   targets, taken at the lower quarter of the forward task's returns (its medium level), and each
+                   best pair, the forward/standing mixture with that target's mean x-velocity and DT's conditioning;
+                   a return-conditioned policy acts alike on a target and its twin, so its pair mean W1 cannot go
+                   below half the two targets' W1 apart.
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, a
                    quarter of the windows from step 0, CDT's histogram as its cumulative sum, 3 best + 2 middle
                    held-out targets per task, 4 episodes per target, seeds 0-2; evaluated open loop, closed loop and
@@ -152,6 +157,16 @@ were level: all mixtures CDT 0.347 ± 0.061 (0.357 / 0.367 / 0.321 / 0.374 / 0.2
 0.286 / 0.265 / 0.351 / 0.451 / 0.307); both divided their steps near the target's proportions (w = 0.5: target 0.60
 / 0.04 / 0.36, CDT 0.59 / 0.11 / 0.30, DT 0.65 / 0.10 / 0.26) and ran slower than the forward targets (CDT 1.35 ±
 0.06, DT 1.27 ± 0.11 m/s), which dominates their W1.
+
+`demo_twin`, 2026-12-04, on the demo's data of the two clones above (`python -m launch.paper --experiment=gdt_bimodal
+--scale=demo_twin --vmap_seeds --data_root=workdirs/demo/data --workdir=<its own>` after `make demo`; 9m14s on 2
+idle cores): CDT does not use what DT cannot see. Mean ± std over seeds 0-2 (4 twins per seed, the targets' gap
+0.373, so the bound is 0.186):
+  CDT   middle forward targets 0.526 ± 0.228, their twins 0.507 ± 0.199, pair mean 0.517 ± 0.201, rollouts' gap 0.249
+  DT    middle forward targets 0.526 ± 0.194, their twins 0.346 ± 0.130, pair mean 0.436 ± 0.087, rollouts' gap 0.350
+Neither model has a medium gait at this budget: on the 0.65 m/s middle targets CDT's episodes stand (0.01 m/s) or
+run at the expert's speed (0.9-1.2 m/s), seed by seed, so neither is near the bound; DT's rollouts differ between a
+target and its twin by the reset noise alone, which flips whole episodes between standing and running.
 
 `demo` with 50 switching episodes (until commit d80c907; `git checkout 59eb842` runs it), 2026-12-03, host B
 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo --vmap_seeds --data_root=workdirs/paper/demo_data
