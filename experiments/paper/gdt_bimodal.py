@@ -156,7 +156,12 @@ three): all mixtures CDT 0.290 ± 0.073 (0.241 / 0.199 / 0.273 / 0.366 / 0.409 /
 were level: all mixtures CDT 0.347 ± 0.061 (0.357 / 0.367 / 0.321 / 0.374 / 0.232 / 0.430), DT 0.324 ± 0.063 (0.285 /
 0.286 / 0.265 / 0.351 / 0.451 / 0.307); both divided their steps near the target's proportions (w = 0.5: target 0.60
 / 0.04 / 0.36, CDT 0.59 / 0.11 / 0.30, DT 0.65 / 0.10 / 0.26) and ran slower than the forward targets (CDT 1.35 ±
-0.06, DT 1.27 ± 0.11 m/s), which dominates their W1.
+0.06, DT 1.27 ± 0.11 m/s), which dominates their W1. With other data seeds (`--data_seed=N
+--data_root=workdirs/paper/demo_dsN_data --workdir=workdirs/paper/demo_dsN --seeds=0,1,2,3,4,5`, 18m54s and 16m30s
+from nothing): data seed 1 (forward expert 1.72 m/s) CDT 0.287 ± 0.166, DT 0.290 ± 0.064 (CDT lower on 3 of 6 seeds;
+CDT jogged when asked to stand on one seed, 0.12 ± 0.21 m/s); data seed 2 (1.14 m/s) CDT 0.412 ± 0.065, DT 0.400 ±
+0.107 (2 of 6). Over the four datasets CDT is lower on 12 of 24 (dataset, seed) pairs: the demo's verdict is its
+default data's, not the method's.
 
 `demo_twin`, 2026-12-04, on the demo's data of the two clones above (`python -m launch.paper --experiment=gdt_bimodal
 --scale=demo_twin --vmap_seeds --data_root=workdirs/demo/data --workdir=<its own>` after `make demo`; 9m14s on 2
