@@ -183,7 +183,7 @@ def test_task_aggregates_hold_trajectory_targets_only_and_twins_their_own(levele
   tgts, twin, _ = twins(leveled, "histogram")
   both = gdt_targets.concatenate([tgts, twin])
   rows = [{"name": n, "w1": float(k), "target_return": float(r), "task": t}
-          for k, (n, r, t) in enumerate(zip(both.names, both.returns, both.tasks))]
+          for k, (n, r, t) in enumerate(zip(both.names, both.returns, both.tasks, strict=True))]
   agg = evaluate._aggregate(rows)
   forward = [k for k, n in enumerate(both.names) if n.endswith("_halfcheetah") and not n.startswith("twin")]
   assert agg["w1_task=halfcheetah"] == pytest.approx(np.mean(forward))
