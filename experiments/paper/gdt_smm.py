@@ -28,7 +28,11 @@ x-velocity W1 over all 10 targets, closed loop (open loop within 0.01 except hal
                 0.030): level; BC stands still (0.005 m/s against targets of 1.61)
   reward feature, 2026-12-04, host B's numerics, `--runs=^halfcheetah_reward` (21m15s, data there), closed loop:
     halfcheetah CDT 0.112 ± 0.019, DT 0.162 ± 0.014, BC 0.260 ± 0.019 (open loop CDT 0.177 ± 0.019, DT 0.240 ±
-                0.008); the other envs' reward rows not yet at 6000 steps
+                0.008)
+    hopper      (`--runs=^hopper_reward`, 19m48s with its data made from nothing) CDT 0.154 ± 0.001, DT 0.161 ±
+                0.004, BC 0.446 ± 0.050 (open loop within 0.001)
+    walker2d    (`--runs=^walker2d_reward`, 21m24s with its data) CDT 0.276 ± 0.075, DT 0.190 ± 0.095, BC 0.342 ±
+                0.050 (DT lower on 2 of 3 seeds, all on the best 5: the standing expert); ant not yet at 6000 steps
   at 2000 steps (the scale until 2026-12-03: `--set=train.num_steps=2000`, a --workdir of its own), host A, the
   4-env table in README.md (CDT below DT on halfcheetah and hopper, not on walker2d and ant); on host B's data
   (`--runs=^halfcheetah --set=train.num_steps=2000 --workdir=workdirs/paper/gdt_smm_quick_2000`) the conditioned
