@@ -284,9 +284,9 @@ def twin_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
   first task with the i-th best of the second): the mixture w h_i(first) + (1 - w) h_i(second) whose mean is r's,
   named `twin_<i>_<r's name>`, r's length long, rolled out in `eval.synthetic_task`. Its expected future sum is set
   to r's exact sum, so DT's conditioning is the same for r and its twin at the first step and, under the closed
-  loop, at every step its rollouts agree: whatever a return-conditioned policy does on the two, its mean W1 over
-  the pair is at least half the W1 between them. A middle target whose mean does not lie between the pair's has
-  no twin with that pair."""
+  loop, depends on the target through that sum only: a return-conditioned policy's rollouts on the two have one
+  distribution, and its mean W1 over the pair is at least half the W1 between them (up to the rollouts' sampling
+  noise). A middle target whose mean does not lie between the pair's has no twin with that pair."""
   first, second, rollout_task = mixture_parts(eval_config, held_out.tasks)
   tasks, names = np.asarray(held_out.tasks, dtype=object), held_out.names
   best = [np.flatnonzero((tasks == task) & np.char.startswith(np.asarray(names, str), "best_"))
