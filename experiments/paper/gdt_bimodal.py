@@ -88,6 +88,10 @@ Seeds 3-5, 2026-12-04, on a machine that made host B's quick data (expert 1450.4
 The same verdicts as seeds 0-2: CDT below DT by more than the seed std under the nearest-mass closed loop (every
 weight; on 2 of 3 seeds), level otherwise. Mode table at w = 0.5: CDT 0.71 / 0.06 / 0.23 (stands too much), DT 0.50 /
 0.09 / 0.41; at w = 0.25 DT stands through all 60 episodes (0.99 / 0.01 / 0.00).
+Data seed 1 (`--data_seed=1 --data_root=workdirs/paper/quick_ds1_data --workdir=workdirs/paper/gdt_bimodal_quick_ds1`,
+24m18s from nothing, forward expert 1.97 m/s), all mixtures: nearest-mass CDT 0.386 ± 0.035, DT 0.302 ± 0.004;
+closed loop CDT 0.422 ± 0.014, DT 0.302 ± 0.004; open loop CDT 0.573 ± 0.074, DT 0.461 ± 0.038: DT below CDT in
+every schedule; the quick verdict is its dataset's.
 
 `quick_density` (`--scale=quick_density`; it was `quick` then), host A, 2026-12-02 (19m45s for both methods with the
 data there, 2 idle cores), W1 to the mixtures, w = 0.25 / 0.5 / 0.75 / all, mean ± std over seeds 0-2:
