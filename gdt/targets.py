@@ -278,20 +278,32 @@ def mixture_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
                            held_out.task_specs[rollout_task], weights)
 
 
+def twin_task(eval_config, tasks: Sequence[str]) -> str:
+  """The task whose middle held-out targets get twins: `eval.twin_task`, '' = the first mixture task. Raises
+  ValueError naming the field."""
+  first, _, _ = mixture_parts(eval_config, tasks)
+  chosen = eval_config.get("twin_task", "") or first
+  if chosen not in tasks:
+    raise ValueError(f"eval.twin_task: {chosen!r} is not a task of the data ({list(dict.fromkeys(tasks))})")
+  return chosen
+
+
 @SYNTHETIC.register("twin")
 def twin_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
-  """A bimodal twin of each middle held-out target r of the first task, one per pair i (the i-th best target of the
-  first task with the i-th best of the second): the mixture w h_i(first) + (1 - w) h_i(second) whose mean is r's,
-  named `twin_<i>_<r's name>`, r's length long, rolled out in `eval.synthetic_task`. Its expected future sum is set
-  to r's exact sum, so DT's conditioning is the same for r and its twin at the first step and, under the closed
-  loop, depends on the target through that sum only: a return-conditioned policy's rollouts on the two have one
-  distribution, and its mean W1 over the pair is at least half the W1 between them (up to the rollouts' sampling
-  noise). A middle target whose mean does not lie between the pair's has no twin with that pair."""
+  """A bimodal twin of each middle held-out target r of `eval.twin_task` (default: the first task), one per pair i
+  (the i-th best target of the first task with the i-th best of the second): the mixture w h_i(first) + (1 - w)
+  h_i(second) whose mean is r's, named `twin_<i>_<r's name>`, r's length long, rolled out in `eval.synthetic_task`.
+  Its expected future sum is set to r's exact sum, so DT's conditioning is the same for r and its twin at the first
+  step and, under the closed loop, depends on the target through that sum only: a return-conditioned policy's
+  rollouts on the two have one distribution (the tasks share their dynamics), and its mean W1 over the pair is at
+  least half the W1 between them (up to the rollouts' sampling noise). A middle target whose mean does not lie
+  between the pair's has no twin with that pair."""
   first, second, rollout_task = mixture_parts(eval_config, held_out.tasks)
+  reference = twin_task(eval_config, held_out.tasks)
   tasks, names = np.asarray(held_out.tasks, dtype=object), held_out.names
   best = [np.flatnonzero((tasks == task) & np.char.startswith(np.asarray(names, str), "best_"))
           for task in (first, second)]
-  refs = np.flatnonzero((tasks == first) & np.char.startswith(np.asarray(names, str), "middle_"))
+  refs = np.flatnonzero((tasks == reference) & np.char.startswith(np.asarray(names, str), "middle_"))
   centers = np.asarray(hindsight.bin_centers(labels.edges), np.float64)
   means = held_out.histograms.astype(np.float64) @ centers
   hists, out_names, ref_means, lengths = [], [], [], []
@@ -308,7 +320,7 @@ def twin_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
       ref_means.append(held_out.totals[r] / held_out.lengths[r])
       lengths.append(held_out.lengths[r])
   if not hists:
-    raise ValueError(f"eval.synthetic: 'twin' found no middle target of task {first!r} whose {labels.feature} mean "
+    raise ValueError(f"eval.synthetic: 'twin' found no middle target of task {reference!r} whose {labels.feature} mean "
                      f"lies between its best targets' and task {second!r}'s ({len(refs)} middle targets; hold some "
                      "out with eval.middle_k, at a lower eval.middle_quantile to reach a lower level)")
   return concatenate([synthetic_targets(h[None], [n], labels, int(t), rollout_task,

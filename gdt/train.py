@@ -132,6 +132,8 @@ def _validate_loaded(config, trajs: Trajectories, path: str) -> None:
                        "both must be at least 1")
     try:
       targets.mixture_parts(config.eval, list(trajs.task_specs()))
+      if config.eval.synthetic == "twin":
+        targets.twin_task(config.eval, list(trajs.task_specs()))
     except ValueError as e:
       raise ValueError(f"config field {e} ({path})") from None
 

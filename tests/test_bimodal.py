@@ -14,6 +14,7 @@ from gdt import envs, evaluate, hindsight, metrics, plots, train
 from gdt import targets as gdt_targets
 from gdt.conditioning import Labels
 from gdt.data import Trajectories, dataset_path, default_metadata, generation
+from gdt.data.trajectories import task_label
 from launch import paper as driver
 
 S, A, NUM_BINS = 17, 6, 6
@@ -179,6 +180,38 @@ def test_twins_need_a_middle_target_between_the_pairs_means(leveled):
     gdt_targets.SYNTHETIC.get("twin")(eval_block(), tgts, labels)
 
 
+def test_twin_task_takes_the_references_from_a_third_task():
+  """Forward (~3), standing (~0) and a third task (~1.5) whose middle targets get the twins."""
+  data = Trajectories.concatenate([make_trajs("halfcheetah", 8, 3.0, 0), make_trajs("cheetah_vel", 8, 0.0, 1),
+                                   make_trajs("cheetah_backflip", 8, 1.5, 2)])
+  edges = gdt_targets.feature_edges(data, "x_velocity", 12)
+  labels = Labels("rtg", "x_velocity", edges, 1000.0, 1.0)
+  _, idx, names = gdt_targets.split_targets(data, 2, 1)
+  tgts = gdt_targets.trajectory_targets(data, idx, names, labels)
+  twin = gdt_targets.SYNTHETIC.get("twin")(eval_block(twin_task="cheetah_backflip"), tgts, labels)
+  assert twin.names == ("twin_0_middle_traj_0_cheetah_backflip", "twin_1_middle_traj_0_cheetah_backflip")
+  ref = list(tgts.names).index("middle_traj_0_cheetah_backflip")
+  centers = np.asarray(hindsight.bin_centers(labels.edges))
+  for i in range(2):
+    assert twin.histograms[i] @ centers == pytest.approx(tgts.histograms[ref] @ centers, abs=1e-5)
+    assert twin.totals[i] == pytest.approx(tgts.totals[ref], rel=1e-6)  # DT's conditioning: the reference's
+  assert twin.tasks == ("halfcheetah",) * 2  # rolled out in the first mixture task
+  with pytest.raises(ValueError, match="eval.twin_task: 'hopper' is not a task of the data"):
+    gdt_targets.SYNTHETIC.get("twin")(eval_block(twin_task="hopper"), tgts, labels)
+
+
+def test_an_unknown_twin_task_is_refused_when_the_data_load(tmp_path):
+  make_trajs("halfcheetah", 8, 3.0, 0).save(dataset_path(str(tmp_path), "halfcheetah", "expert"))
+  make_trajs("cheetah_vel", 8, 0.0, 1).save(dataset_path(str(tmp_path), "cheetah_vel", "expert"))
+  c = dt_config.get_config(f"env=halfcheetah,dataset=expert,data_dir={tmp_path}")
+  c.extra_datasets = ("cheetah_vel:expert",)
+  c.eval.update(synthetic="twin", score_features=(), best_k=1, middle_k=1, twin_task="hopper")
+  with pytest.raises(ValueError, match="config field eval.twin_task: 'hopper' is not a task"):
+    train.load_dataset(c)
+  c.eval.twin_task = "cheetah_vel"
+  train.load_dataset(c)
+
+
 def test_task_aggregates_hold_trajectory_targets_only_and_twins_their_own(leveled):
   tgts, twin, _ = twins(leveled, "histogram")
   both = gdt_targets.concatenate([tgts, twin])
@@ -250,8 +283,8 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
         gdt_bimodal.STAND_QUICK_TIMESTEPS if preset == "quick" else gdt_bimodal.STAND_DEMO_TIMESTEPS)
     assert stand.policy == "deterministic" and tuple(stand.levels) == ("expert",)
     generation.validate_config(stand)
-  # demo_twin: the demo asking for twins of the forward task's medium level (middle targets at the lower quarter of
-  # its returns) instead of mixtures
+  # demo_twin: the demo asking for twins of the forward task's medium level (middle targets at the lower
+  # quarter of its returns) instead of mixtures
   demo, twin = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo", "demo_twin"))
   for a, b in zip(demo.runs, twin.runs, strict=True):
     ca, cb = (driver.run_config(r, 0, str(tmp_path / "data")) for r in (a, b))
@@ -319,6 +352,31 @@ def test_report_tables_w1_per_weight_and_says_where_cdt_wins_by_more_than_the_se
   assert "| DT | 0.5 | 0.50 / 0.00 / 0.50 | 0.25 / 0.38 / 0.38 | 0 of 6 | 6 of 6 | 0 of 6 |" in summary
 
 
+def test_demo_reverse_asks_for_forward_backward_twins_of_the_standing_targets(tmp_path):
+  """Forward and backward runners, their switching episodes and standing cheetahs; the twins' references are the
+  standing cheetah's middle targets; otherwise the demo's recipe."""
+  plan, demo = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo_reverse", "demo"))
+  assert [d.name for d in plan.data] == ["halfcheetah_demo", "cheetah_vel_back_demo_expert",
+                                         "cheetah_vel_stand_demo_expert", "halfcheetah_back_switch_demo"]
+  back = driver.data_config(plan.data[1])
+  assert (back.env, back.env_kwargs.target_velocity, back.policy, tuple(back.levels)) == (
+      "cheetah_vel", gdt_bimodal.BACK_DEMO_VELOCITY, "deterministic", ("expert",))
+  generation.validate_config(back)
+  stand_task = task_label("cheetah_vel", driver.data_config(plan.data[2]).env_kwargs.to_dict())
+  data = str(tmp_path / "data")
+  for run, old in zip(plan.runs, demo.runs, strict=True):
+    config = driver.run_config(run, 0, data)
+    train.validate_config(config)
+    assert (config.eval.synthetic, config.eval.twin_task, config.eval.middle_k) == ("twin", stand_task, 2)
+    # the backward runner first among the extras: the twins mix the data's first two tasks
+    assert train.dataset_paths(config)[1] == (
+        "cheetah_vel", dataset_path(str(tmp_path / "data" / "cheetah_vel_back_demo_expert"), "cheetah_vel", "expert"))
+    reference = driver.run_config(old, 0, data)
+    config.eval.update(synthetic="mixture", twin_task="", middle_k=1, mixture_weights=gdt_bimodal.WEIGHTS)
+    config.extra_datasets = reference.extra_datasets
+    assert config.to_dict() == reference.to_dict()
+
+
 def fake_twin_result(tmp_path, plan, method: str, seed: int):
   """A finished demo evaluation with a middle forward target (all of it at 0.5 m/s) and two twins (half at -1.5, half
   at 2.5 m/s: the same mean): CDT's rollouts match each target, DT's (seed 1: shifted a bin) sit at 0.5 on both."""
@@ -346,8 +404,10 @@ def test_the_demos_report_tables_twins_against_the_bound_a_return_conditioned_po
   summary = open(paths["summary_md"]).read()
   # targets 2.0 apart in W1, so the bound is 1.0; DT's rollouts are the same on both (gap 0) and score the bound
   # (seed 1: a bin off, 1.0 on the reference and the twins alike)
-  assert "| CDT | 0.000 ± 0.000 | 0.000 ± 0.000 | 0.000 ± 0.000 | 1.000 ± 0.000 | 2.000 ± 0.000 (2.000) |" in summary
-  assert "| DT | 0.333 ± 0.471 | 2.000 ± 0.000 | 1.167 ± 0.236 | 1.000 ± 0.000 | 0.000 ± 0.000 (2.000) |" in summary
+  assert ("| CDT | 0.000 ± 0.000 | 0.000 ± 0.000 | 0.000 ± 0.000 | 1.000 ± 0.000 | 2.000 ± 0.000 (2.000) | "
+          "0.50 ± 0.00 m/s (0.50) |") in summary
+  assert ("| DT | 0.333 ± 0.471 | 2.000 ± 0.000 | 1.167 ± 0.236 | 1.000 ± 0.000 | 0.000 ± 0.000 (2.000) | "
+          "0.83 ± 0.47 m/s (0.50) |") in summary
   assert "below DT's by more than the larger seed std: yes; below the bound: yes" in summary
   assert "## Mixture targets" not in summary
   with open(paths["per_seed_csv"]) as f:

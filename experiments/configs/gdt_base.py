@@ -104,16 +104,16 @@ def get_config(arg: str | None = None, *, conditioning: str) -> ml_collections.C
       # each weight w, w h(first task's held-out target i) + (1 - w) h(second task's target i) (a bimodal target
       # of a forward and a backflip cheetah), rolled out in `synthetic_task` ('' = the first mixture task);
       # `mixture_tasks` () = the data's first two tasks. DT gets the mixture's expected future sum. 'twin': for each
-      # middle target of the first task, the mixture of the two tasks' best targets with its mean (and DT's
-      # conditioning), a bimodal target a return-conditioned policy cannot tell from the unimodal one.
-      synthetic="", mixture_weights=(0.25, 0.5, 0.75), mixture_tasks=(), synthetic_task=""))
+      # middle target of `twin_task` ('' = the first mixture task), the mixture of the two tasks' best targets with
+      # its mean (and DT's conditioning), a bimodal target a return-conditioned policy cannot tell from that one.
+      synthetic="", mixture_weights=(0.25, 0.5, 0.75), mixture_tasks=(), synthetic_task="", twin_task=""))
   return c
 
 
 # Fields added after runs were recorded -> the value that reproduces what such a run did: a run recorded without the
 # field is the same run as one with this value (launch.paper reads old records through `with_added_fields`).
 ADDED_FIELDS = {"model.histogram_input": "probability", "train.episode_start_fraction": 0.0,
-                "eval.middle_quantile": 0.5}
+                "eval.middle_quantile": 0.5, "eval.twin_task": ""}
 
 
 def with_added_fields(recorded: dict) -> dict:
@@ -166,7 +166,7 @@ FIELDS = {
     "eval.xvel_offset_like_gdt": Field(bool),
     "eval.synthetic": Field(str),  # '' or a gdt.targets.SYNTHETIC name
     "eval.mixture_weights": Field(tuple, items=float, nonempty=True),
-    "eval.mixture_tasks": Field(tuple, items=str), "eval.synthetic_task": Field(str),
+    "eval.mixture_tasks": Field(tuple, items=str), "eval.synthetic_task": Field(str), "eval.twin_task": Field(str),
 }
 
 

@@ -309,16 +309,31 @@ def second_env(job: DataJob) -> str:
   return job.config.split("env=")[1].split(",")[0]
 
 
-# cheetah_vel tracking -1.5 m/s, 60 PPO updates of 10,240 env steps (the forward quick expert's budget).
-BACK_VELOCITY, BACK_QUICK_TIMESTEPS = -1.5, 614_400
+def job_task(job: DataJob) -> str:
+  """The task label (`gdt.data.task_label`: env and its options) of the trajectories a data.py job writes."""
+  from experiments.configs import data as data_config  # noqa: PLC0415
+  from gdt.core.config import apply_overrides  # noqa: PLC0415
+  from gdt.data.trajectories import task_label  # noqa: PLC0415
+  config = data_config.get_config(job.config.split(":", 1)[1])
+  apply_overrides(config, job.overrides)
+  return task_label(config.env, config.env_kwargs.to_dict())
+
+
+# cheetah_vel tracking -1.5 m/s, 60 PPO updates of 10,240 env steps (the forward quick expert's budget). The demo's
+# tracks -5 m/s, beyond its reach, so its reward rises with backward speed as halfcheetah's does with forward speed:
+# within the demo preset's 368,640 PPO steps its mode runs backward (-1.1 m/s; its mode returns stayed at standing's
+# until 276,480 steps).
+BACK_VELOCITY, BACK_QUICK_TIMESTEPS, BACK_DEMO_VELOCITY = -1.5, 614_400, -5.0
 
 
 def back_job(preset: str) -> DataJob:
-  """A cheetah running backwards (cheetah_vel with target_velocity BACK_VELOCITY), data played with the policy's mode:
-  with forward running, a mixture whose future sum a standing cheetah also has."""
-  budget = (f"ppo.num_timesteps={BACK_QUICK_TIMESTEPS}",) if preset in ("quick", "demo") else ()
+  """A cheetah running backwards (cheetah_vel with target_velocity BACK_VELOCITY, BACK_DEMO_VELOCITY at the demo
+  preset), data played with the policy's mode: with forward running, a mixture whose future sum a standing cheetah
+  also has."""
+  budget = (f"ppo.num_timesteps={BACK_QUICK_TIMESTEPS}",) if preset == "quick" else ()
+  velocity = BACK_DEMO_VELOCITY if preset == "demo" else BACK_VELOCITY
   return DataJob(f"cheetah_vel_back_{preset}_expert", f"experiments/configs/data.py:env=cheetah_vel,preset={preset}",
-                 overrides=("levels=expert", f"env_kwargs.target_velocity={BACK_VELOCITY}", "policy=deterministic")
+                 overrides=("levels=expert", f"env_kwargs.target_velocity={velocity}", "policy=deterministic")
                  + budget)
 
 
@@ -342,12 +357,13 @@ def switch_job(preset: str, second: DataJob) -> DataJob:
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
                  model: str, switching: bool = False, others: tuple[tuple[DataJob, str], ...] = (),
                  histogram_input: str = "probability", schedules: tuple[str, ...] = ("open_loop",) + SCHEDULES,
-                 synthetic: str = "mixture") -> Plan:
+                 synthetic: str = "mixture", twin_reference: DataJob | None = None) -> Plan:
   """Forward + `second` (the mixtures' two parts); `switching`: plus the episodes switching between them
   (`switch_job`); `others`: (data job, level) of further training data; `histogram_input`: CDT's
   `model.histogram_input`; `schedules`: the evaluations' `eval.schedule`s, the first the run's own, the others
   extra evaluations of its last checkpoint; `synthetic`: 'mixture' (one per weight of WEIGHTS and pair of held-out
-  targets) or 'twin' (`gdt.targets.twin_targets`: the mixture with a middle forward target's mean)."""
+  targets) or 'twin' (`gdt.targets.twin_targets`: the mixture with a middle target's mean, of the forward task or,
+  given `twin_reference` (a data job among `others`), of that job's task)."""
   forward = data_job(FORWARD, preset)
   env = second_env(second)
   # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
@@ -361,6 +377,12 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
     extra += (f"{FORWARD}:switch@../{switch.name}",)
     data += (switch,)
   weights = ("eval.mixture_weights=" + ",".join(map(str, WEIGHTS)),) if synthetic == "mixture" else ()
+  reference = FORWARD
+  if twin_reference is not None:
+    if twin_reference not in data:
+      raise ValueError(f"twin_reference {twin_reference.name!r} is not among the plan's data jobs")
+    reference = job_task(twin_reference)
+    weights += (f"eval.twin_task={reference}",)
   shared = overrides + ("extra_datasets=" + ",".join(extra), f"eval.synthetic={synthetic}") + weights + (
       "eval.score_features=",)
   own = {"CDT": (f"model.histogram_input={histogram_input}",), "DT": ()}
@@ -376,7 +398,8 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
   data_line = (f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
                f"{', '.join(second.overrides)})")
   for job, level in others:
-    data_line += f" + {level} of {second_env(job)} (job {job.name})"
+    options = f": {', '.join(job.overrides)}" if job.overrides else ""
+    data_line += f" + {level} of {second_env(job)} (job {job.name}{options})"
   if switching:
     data_line += (f" + switching episodes (job {switch.name}: one expert hands over to the other at a uniform random "
                   "step, a task of its own)")
@@ -385,7 +408,7 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
               ("targets", f"{targets} per task, held out of training, each rolled out in its task's env; "
                           + (f"mixtures w h(forward i) + (1 - w) h({env} i), w in {WEIGHTS}, rolled out in {FORWARD}"
                              if synthetic == "mixture" else
-                             f"twins: for each middle {FORWARD} target r and pair i, w h(forward best i) + (1 - w) "
+                             f"twins: for each middle {reference} target r and pair i, w h(forward best i) + (1 - w) "
                              f"h({env} best i) with r's mean x-velocity and DT conditioning, rolled out in {FORWARD}")),
               ("episodes per target", str(episodes)),
               ("checkpoint", f"the last one, step {steps}"),
@@ -432,15 +455,27 @@ def quick_start() -> Plan:
   return _quick_pair(start=True, histogram_input="density")
 
 
-# The demo scale (`make demo`): quick's recipe (windows from step 0, CDT's cdf input) on the demo data preset, the
-# nearest-mass closed loop only, fewer steps and targets (module docstring, "demo").
+# The demo scales: quick's recipe (windows from step 0, CDT's cdf input) on the demo data preset, the nearest-mass
+# closed loop only, fewer steps and targets (module docstring, "demo").
 DEMO_STEPS = 3000
 DEMO = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=1",
                      f"train.episode_start_fraction={START}")
-# demo_twin's middle targets: at the lower quarter of the forward task's returns, its medium level (half of its
-# trajectories), whose twins mix a running and a standing cheetah.
+# demo_reverse's targets: 2 best + 2 middle per task, so each of the 2 middle standing targets gets a twin per pair.
+DEMO_TWIN = QUICK[:-3] + ("eval.episodes_per_target=4", "eval.best_k=2", "eval.middle_k=2",
+                          f"train.episode_start_fraction={START}")
+# demo_twin's middle targets: at the lower quarter of the forward task's returns, its medium level (half of
+# its trajectories), whose twins mix a running and a standing cheetah.
 TWIN = ("eval.middle_k=2", "eval.middle_quantile=0.25")
 DEMO_MODEL = f"{QUICK_MODEL}, a quarter of the windows from step 0"
+
+
+def demo_reverse() -> Plan:
+  """Forward and backward runners, their switching episodes and standing cheetahs; twins of the standing targets
+  (forward/backward mixtures with mean 0, so DT's conditioning is a standing cheetah's)."""
+  stand = stand_job("demo")
+  return bimodal_plan("demo", back_job("demo"), DEMO_STEPS, DEMO_TWIN, 4, "2 best + 2 middle", DEMO_MODEL,
+                      switching=True, others=((stand, "expert"),), histogram_input="cdf",
+                      schedules=("closed_loop_nearest",), synthetic="twin", twin_reference=stand)
 
 
 def demo(dropout: float | None = None, twin: bool = False) -> Plan:
@@ -522,7 +557,8 @@ def twin_pairs(npz: str) -> dict[str, np.ndarray]:
   refs = [names.index(names[j].split("_", 2)[2]) for j in twins]
   w1 = lambda a, b: np.asarray(metrics.wasserstein_1d(a, b, centers), np.float64)  # noqa: E731
   return {"reference": w1(target[refs], achieved[refs]), "twin": w1(target[twins], achieved[twins]),
-          "target_gap": w1(target[refs], target[twins]), "achieved_gap": w1(achieved[refs], achieved[twins])}
+          "target_gap": w1(target[refs], target[twins]), "achieved_gap": w1(achieved[refs], achieved[twins]),
+          "reference_mean": achieved[refs] @ centers, "reference_target_mean": target[refs] @ centers}
 
 
 def _twin_metric(fn):
@@ -532,15 +568,18 @@ def _twin_metric(fn):
   return metric
 
 
-# Twin targets (`synthetic="twin"`): W1 on the middle forward references, on their twins, the pair mean, and the
-# bound a policy that acts alike on both cannot beat (half the targets' W1 apart).
+# Twin targets (`synthetic="twin"`): W1 on the references (middle targets of `eval.twin_task`), on their twins, the
+# pair mean, the bound a policy that acts alike on both cannot beat (half the targets' W1 apart), and the mean
+# x-velocity the references' rollouts reach (their histograms' means; the targets').
 TWIN_METRICS = (
     common.Metric("w1_twin_references", _twin_metric(lambda p: p["reference"])),
     common.Metric("w1_twins", _twin_metric(lambda p: p["twin"])),
     common.Metric("w1_twin_pairs", _twin_metric(lambda p: (p["reference"] + p["twin"]) / 2)),
     common.Metric("twin_bound", _twin_metric(lambda p: p["target_gap"] / 2)),
     common.Metric("twin_achieved_gap", _twin_metric(lambda p: p["achieved_gap"])),
-    common.Metric("twin_target_gap", _twin_metric(lambda p: p["target_gap"])))
+    common.Metric("twin_target_gap", _twin_metric(lambda p: p["target_gap"])),
+    common.Metric("x_velocity_twin_references", _twin_metric(lambda p: p["reference_mean"])),
+    common.Metric("target_x_velocity_twin_references", _twin_metric(lambda p: p["reference_target_mean"])))
 
 
 def twin_table(cell_list, evaluation: str) -> tuple[str, list[bool]]:
@@ -551,11 +590,13 @@ def twin_table(cell_list, evaluation: str) -> tuple[str, list[bool]]:
   if set(found) != set(METHODS) or np.isnan(found["CDT"].values["w1_twin_pairs"]).all():
     return "", []
   fmt = lambda c, m: "{:.3f} ± {:.3f}".format(*c.mean_std(m))  # noqa: E731
-  lines = ["| method | W1 middle forward targets | W1 their twins | pair mean | bound (half the targets' gap) "
-           "| rollouts' gap (targets' gap) |", "|---|---|---|---|---|---|"]
+  lines = ["| method | W1 references | W1 their twins | pair mean | bound (half the targets' gap) "
+           "| rollouts' gap (targets' gap) | references: x-velocity achieved (target) |", "|---|---|---|---|---|---|---|"]
   for method, c in found.items():
+    (am, asd), (tm, _) = c.mean_std("x_velocity_twin_references"), c.mean_std("target_x_velocity_twin_references")
     lines.append(f"| {method} | {fmt(c, 'w1_twin_references')} | {fmt(c, 'w1_twins')} | {fmt(c, 'w1_twin_pairs')} | "
-                 f"{fmt(c, 'twin_bound')} | {fmt(c, 'twin_achieved_gap')} ({c.mean_std('twin_target_gap')[0]:.3f}) |")
+                 f"{fmt(c, 'twin_bound')} | {fmt(c, 'twin_achieved_gap')} ({c.mean_std('twin_target_gap')[0]:.3f}) | "
+                 f"{am:.2f} ± {asd:.2f} m/s ({tm:.2f}) |")
   (cm, cs), (dm, ds) = found["CDT"].mean_std("w1_twin_pairs"), found["DT"].mean_std("w1_twin_pairs")
   bound = found["CDT"].mean_std("twin_bound")[0]
   return "\n".join(lines) + "\n", [dm - cm > max(cs, ds), cm < bound]
@@ -624,8 +665,17 @@ def bimodal_figure(path: str, results, evaluation: str, pair: int = 0) -> bool:
 COMMIT, BOTH = 0.8, 0.2
 
 
-def mode_counts(result) -> dict[float, dict]:
-  """Per mixture weight, from one evaluation's arrays: the band edges (thirds of the way from the second task's
+def _mode_groups(names: list[str]) -> dict[str, list[int]]:
+  """mode_counts' target groups: each mixture weight's targets ('0.25', ...), the twins and their references."""
+  groups = {f"{w:g}": [j for j, n in enumerate(names) if n.startswith(f"mix{w:g}_")] for w in WEIGHTS}
+  twins = [j for j, n in enumerate(names) if n.startswith("twin_")]
+  groups["twins"] = twins
+  groups["their references"] = sorted({names.index(names[j].split("_", 2)[2]) for j in twins})
+  return {label: idx for label, idx in groups.items() if idx}
+
+
+def mode_counts(result) -> dict[str, dict]:
+  """Per mixture weight (and for twins and their references: `_mode_groups`), from one evaluation's arrays: the band edges (thirds of the way from the second task's
   held-out target mean x-velocity to the forward task's), the targets' mean mass and the rollouts' share of steps in
   each band (second mode, between, forward mode), how many episodes spent more than COMMIT of their steps in the
   second mode's band and how many at least BOTH in each mode's band."""
@@ -638,17 +688,14 @@ def mode_counts(result) -> dict[float, dict]:
   band = lambda v: np.digitize(v, cuts)  # 0 second, 1 between, 2 forward  # noqa: E731
   bin_band = band(0.5 * (edges[1:] + edges[:-1]))
   out = {}
-  for w in WEIGHTS:
-    idx = [j for j, n in enumerate(names) if n.startswith(f"mix{w:g}_")]
-    if not idx:
-      continue
+  for label, idx in _mode_groups(names).items():
     steps = valid[idx].sum(-1)  # [pairs, episodes]
     counts = np.stack([((band(x[idx]) == b) & valid[idx]).sum(-1) for b in range(3)])  # [3, pairs, episodes]
     share = counts / np.maximum(steps, 1)
-    out[w] = {"cuts": cuts, "target": [float(target[idx][:, bin_band == b].sum(-1).mean()) for b in range(3)],
-              "achieved": [float(c.sum() / steps.sum()) for c in counts],
-              "second": int((share[0] > COMMIT).sum()), "both": int(((share[0] >= BOTH) & (share[2] >= BOTH)).sum()),
-              "episodes": int(steps.size)}
+    out[label] = {"cuts": cuts, "target": [float(target[idx][:, bin_band == b].sum(-1).mean()) for b in range(3)],
+                  "achieved": [float(c.sum() / steps.sum()) for c in counts],
+                  "second": int((share[0] > COMMIT).sum()),
+                  "both": int(((share[0] >= BOTH) & (share[2] >= BOTH)).sum()), "episodes": int(steps.size)}
   return out
 
 
@@ -658,8 +705,8 @@ def mode_table(results, evaluation: str) -> str:
   seeds and pairs) in the second mode throughout or in both modes (`mode_counts`)."""
   rows = {}
   for r in sorted((r for r in results if r.evaluation == evaluation), key=lambda r: r.seed):
-    for w, c in mode_counts(r).items():
-      rows.setdefault((r.run.tag["method"], w), []).append(c)
+    for label, c in mode_counts(r).items():
+      rows.setdefault((r.run.tag["method"], label), []).append(c)
   if not rows:
     return ""
   lo, hi = next(iter(rows.values()))[0]["cuts"]
@@ -667,13 +714,13 @@ def mode_table(results, evaluation: str) -> str:
            "of the way between the two tasks' held-out target means); shares of steps as second / between / "
            f"forward. Episodes: in the second mode (more than {COMMIT:.0%} of its steps in that band), in both modes "
            f"(at least {BOTH:.0%} in each mode's band), other (the forward mode or speeds between).\n",
-           "| method | w (forward) | target | achieved (mean over seeds) | episodes in the second mode | "
-           "in both modes | other |", "|---|---|---|---|---|---|---|"]
-  for (method, w), counts in rows.items():
+           "| method | targets (mixtures: w forward) | target | achieved (mean over seeds) | episodes in the second "
+           "mode | in both modes | other |", "|---|---|---|---|---|---|---|"]
+  for (method, label), counts in rows.items():
     achieved = np.mean([c["achieved"] for c in counts], axis=0)
     second, both, n = (sum(c[k] for c in counts) for k in ("second", "both", "episodes"))
     shares = lambda v: " / ".join(f"{x:.2f}" for x in v)  # noqa: E731
-    lines.append(f"| {method} | {w:g} | {shares(counts[0]['target'])} | {shares(achieved)} | {second} of {n} | "
+    lines.append(f"| {method} | {label} | {shares(counts[0]['target'])} | {shares(achieved)} | {second} of {n} | "
                  f"{both} of {n} | {n - second - both} of {n} |")
   return "\n".join(lines) + "\n"
 
@@ -710,10 +757,11 @@ def report(plan, results, report_dir, scale):
     if twins:
       table, verdicts = twin_table(cell_list, evaluation)
       below, under_bound = verdicts or (False, False)
-      section = (f"\n## Twin targets, {evaluation}: a middle forward target and a bimodal mixture with its mean\n\n"
+      section = (f"\n## Twin targets, {evaluation}: a reference target and a bimodal mixture with its mean\n\n"
                  "Each twin mixes the best forward and second-task targets of a pair so that its mean x-velocity, "
-                 "and DT's conditioning, are those of a middle forward target; a policy that acts alike on the two "
-                 "cannot score a pair mean below half their W1 apart (the bound).\n\n"
+                 "and DT's conditioning, are those of a reference (a middle target of the task the protocol's "
+                 "targets line names); a policy that acts alike on the two cannot score a pair mean below half "
+                 "their W1 apart (the bound).\n\n"
                  f"{table}\nCDT's pair mean is below DT's by more than the larger seed std: "
                  f"{'yes' if below else 'no'}; below the bound: {'yes' if under_bound else 'no'}.\n")
     else:
@@ -721,7 +769,7 @@ def report(plan, results, report_dir, scale):
       section = (f"\n## Mixture targets, {evaluation}: W1 per weight, CDT vs DT\n\n{table}\nCDT's W1 is below DT's "
                  f"by more than the seed std at {sum(verdicts)} of {len(verdicts)} rows.\n")
     modes = mode_table(results, evaluation)
-    modes = modes and f"\n### Mixture targets, {evaluation}: one mode per episode or both?\n\n{modes}"
+    modes = modes and f"\n### Synthetic targets, {evaluation}: one mode per episode, both, or speeds between?\n\n{modes}"
     text += [section, modes]
     summary += [section, modes, f"\n### Held-out targets, {evaluation}: mean x-velocity achieved (target's)\n\n"
                          f"{follow_table(cell_list, evaluation)}"]
@@ -740,7 +788,8 @@ def report(plan, results, report_dir, scale):
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "demo_twin": lambda: demo(twin=True), "quick": quick, "quick_density": quick_density,
+    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "demo_twin": lambda: demo(twin=True),
+     "demo_reverse": demo_reverse, "quick": quick, "quick_density": quick_density,
      "quick_start": quick_start,
      "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip,
      "full": full}, report))
