@@ -295,8 +295,9 @@ def twin_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
   h_i(second) whose mean is r's, named `twin_<i>_<r's name>`, r's length long, rolled out in `eval.synthetic_task`.
   Its expected future sum is set to r's exact sum, so DT's conditioning is the same for r and its twin at the first
   step and, under the closed loop, depends on the target through that sum only: a return-conditioned policy's
-  rollouts on the two have one distribution (the tasks share their dynamics), and its mean W1 over the pair is at
-  least half the W1 between them (up to the rollouts' sampling noise). A middle target whose mean does not lie
+  rollouts on the two have one distribution (when r's task and the rollout task share their dynamics, as the cheetah
+  tasks do), and its mean W1 over the pair is at least half the W1 between them (in expectation: the two are rolled
+  out from different resets). A middle target whose mean does not lie
   between the pair's has no twin with that pair."""
   first, second, rollout_task = mixture_parts(eval_config, held_out.tasks)
   reference = twin_task(eval_config, held_out.tasks)

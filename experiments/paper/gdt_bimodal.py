@@ -35,6 +35,12 @@ Scales:
                    best pair, the forward/standing mixture with that target's mean x-velocity and DT's conditioning;
                    a return-conditioned policy acts alike on a target and its twin, so its pair mean W1 cannot go
                    below half the two targets' W1 apart.
+  demo_reverse     twins a return-conditioned DT cannot tell from a standing cheetah: the demo's forward runner, a
+                   backward one (cheetah_vel tracking -5 m/s, 368,640 PPO steps, mode actions), 150 episodes handing
+                   over between the two, and the demo's standing cheetahs; for each of 2 middle standing targets
+                   (`eval.twin_task`) and each best pair, the forward/backward mixture with the standing target's mean
+                   x-velocity (~0) and DT's conditioning; 2 best + 2 middle held-out targets per task, otherwise the
+                   demo's recipe.
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, a
                    quarter of the windows from step 0, CDT's histogram as its cumulative sum, 3 best + 2 middle
                    held-out targets per task, 4 episodes per target, seeds 0-2; evaluated open loop, closed loop and
@@ -225,6 +231,23 @@ Variants of it on the demo's data (`python -m launch.paper --experiment=gdt_bimo
 `demo_nodrop` with uniform starts (the variants' command with --scale=demo_nodrop and no further --set; CDT 8m41s,
 DT ~9 min): all mixtures CDT 0.184 ± 0.010, DT 0.194 ± 0.048 (DT lower on 2 of 3 seeds); without dropout both
 match the mixtures better at 3000 steps and stay level; the step is not faster.
+
+`demo_reverse`, 2026-12-04, 2 idle cores, on the demo's data with a backward runner and its switching episodes added
+(`python -m launch.paper --experiment=gdt_bimodal --scale=demo_reverse --vmap_seeds --data_root=<root>
+--workdir=<its own>` [--data_seed=N]; ~10 min each with the backward PPO run, whose mode starts moving after
+~250-300k steps: -1.12 / -0.95 / -1.27 m/s on data seeds 0 / 1 / 2). Twin pair means, mean ± std over seeds 0-2 (4
+twins per seed; a policy that acts alike on a standing target and its twin scores at least the bound in expectation):
+  data seed 0   CDT 0.590 ± 0.045 (0.628 / 0.526 / 0.617), DT 0.673 ± 0.038 (0.620 / 0.691 / 0.708), bound 0.654
+  data seed 1   CDT 1.134 ± 0.271 (0.775 / 1.196 / 1.431), DT 0.738 ± 0.133 (0.738 / 0.901 / 0.575), bound 0.707
+  data seed 2   CDT 0.793 ± 0.224 (0.846 / 1.037 / 0.496), DT 0.976 ± 0.087 (1.080 / 0.981 / 0.868), bound 0.731
+CDT is below DT by more than the seed std and below the bound on data seed 0 only. Neither model reverses direction
+within an episode (CDT runs one way through most twin episodes: W1 ~0.9-1.1 against a gap of ~1.3-1.5, still closer
+than standing); what decides the pair mean is whether a model stands when asked to, and at 3000 steps CDT does not on
+data seeds 1 and 2 (its references' rollouts 0.82 ± 1.13 and 0.59 ± 0.22 m/s against ~0), nor does DT on data seed
+2 (0.55 ± 0.40 m/s).
+DT's seed 2 on data seed 1 (0.575) is below the bound: the bound holds in expectation, and a reference and its twin
+are rolled out from different resets, which flip whole episodes of a bistable policy. Hence `make demo` keeps its
+mixtures.
 
 `quick_reverse`, host A, 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 idle cores, 5 min of it the backward PPO run and its data: mode return -458, x-velocity
