@@ -246,8 +246,17 @@ than standing); what decides the pair mean is whether a model stands when asked 
 data seeds 1 and 2 (its references' rollouts 0.82 ± 1.13 and 0.59 ± 0.22 m/s against ~0), nor does DT on data seed
 2 (0.55 ± 0.40 m/s).
 DT's seed 2 on data seed 1 (0.575) is below the bound: the bound holds in expectation, and a reference and its twin
-are rolled out from different resets, which flip whole episodes of a bistable policy. Hence `make demo` keeps its
-mixtures.
+are rolled out from different resets, which flip whole episodes of a bistable policy.
+With 6000 training steps (the same commands plus `--set=train.num_steps=6000`, a --workdir of its own; ~6.5 min per
+method with the data there), pair means:
+  data seed 0   CDT 0.501 ± 0.057 (0.550 / 0.422 / 0.532), DT 0.778 ± 0.016 (0.798 / 0.759 / 0.777), bound 0.654
+  data seed 1   CDT 1.130 ± 0.299 (1.215 / 0.729 / 1.446), DT 0.824 ± 0.146 (0.636 / 0.842 / 0.993), bound 0.707
+  data seed 2   CDT 0.473 ± 0.130 (0.655 / 0.409 / 0.357), DT 0.999 ± 0.261 (1.034 / 1.300 / 0.663), bound 0.731
+On data seeds 0 and 2 CDT stands when asked (its references' rollouts -0.10 to 0.07 m/s), runs one way through most
+twin episodes (on data seed 2 some episodes run forward, then slow down or turn back; one seed runs different ways in
+different episodes: twin W1 0.16 to 1.07) and is below the bound on every seed and below DT by more than the seed std; on data seed 1 it runs when asked to
+stand on every seed (0.84 / -0.64 / 1.84 m/s) and is above DT. So the twins show the effect on 2 of 3 datasets at
+6000 steps, which with the backward PPO run is beyond the demo's 10 minutes; `make demo` keeps its mixtures.
 
 `quick_reverse`, host A, 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 idle cores, 5 min of it the backward PPO run and its data: mode return -458, x-velocity
