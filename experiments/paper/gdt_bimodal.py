@@ -234,9 +234,10 @@ match the mixtures better at 3000 steps and stay level; the step is not faster.
 
 `demo_reverse`, 2026-12-04, 2 idle cores, on the demo's data with a backward runner and its switching episodes added
 (`python -m launch.paper --experiment=gdt_bimodal --scale=demo_reverse --vmap_seeds --data_root=<root>
---workdir=<its own>` [--data_seed=N]; ~10 min each with the backward PPO run, whose mode starts moving after
-~250-300k steps: -1.12 / -0.95 / -1.27 m/s on data seeds 0 / 1 / 2). Twin pair means, mean ± std over seeds 0-2 (4
-twins per seed; a policy that acts alike on a standing target and its twin scores at least the bound in expectation):
+--workdir=<its own>` [--data_seed=N]; ~10 min each on top of the demo's data, the backward PPO run included, whose
+mode starts moving after ~250-300k steps: -1.12 / -0.95 / -1.27 m/s on data seeds 0 / 1 / 2). Twin pair means,
+mean ± std over seeds 0-2 (4 twins per seed; a policy that acts alike on a standing target and its twin scores at
+least the bound in expectation):
   data seed 0   CDT 0.590 ± 0.045 (0.628 / 0.526 / 0.617), DT 0.673 ± 0.038 (0.620 / 0.691 / 0.708), bound 0.654
   data seed 1   CDT 1.134 ± 0.271 (0.775 / 1.196 / 1.431), DT 0.738 ± 0.133 (0.738 / 0.901 / 0.575), bound 0.707
   data seed 2   CDT 0.793 ± 0.224 (0.846 / 1.037 / 0.496), DT 0.976 ± 0.087 (1.080 / 0.981 / 0.868), bound 0.731
@@ -254,9 +255,10 @@ method with the data there), pair means:
   data seed 2   CDT 0.473 ± 0.130 (0.655 / 0.409 / 0.357), DT 0.999 ± 0.261 (1.034 / 1.300 / 0.663), bound 0.731
 On data seeds 0 and 2 CDT stands when asked (its references' rollouts -0.10 to 0.07 m/s), runs one way through most
 twin episodes (on data seed 2 some episodes run forward, then slow down or turn back; one seed runs different ways in
-different episodes: twin W1 0.16 to 1.07) and is below the bound on every seed and below DT by more than the seed std; on data seed 1 it runs when asked to
-stand on every seed (0.84 / -0.64 / 1.84 m/s) and is above DT. So the twins show the effect on 2 of 3 datasets at
-6000 steps, which with the backward PPO run is beyond the demo's 10 minutes; `make demo` keeps its mixtures.
+different episodes: twin W1 0.16 to 1.07) and is below the bound on every seed and below DT by more than the seed
+std; on data seed 1 it runs when asked to stand on every seed (0.84 / -0.64 / 1.84 m/s) and is above DT. So the
+twins show the effect on 2 of 3 datasets at 6000 steps, which with the backward PPO run is beyond the demo's 10
+minutes; `make demo` keeps its mixtures.
 
 `quick_reverse`, host A, 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 idle cores, 5 min of it the backward PPO run and its data: mode return -458, x-velocity
@@ -353,8 +355,8 @@ def job_task(job: DataJob) -> str:
 
 # cheetah_vel tracking -1.5 m/s, 60 PPO updates of 10,240 env steps (the forward quick expert's budget). The demo's
 # tracks -5 m/s, beyond its reach, so its reward rises with backward speed as halfcheetah's does with forward speed:
-# within the demo preset's 368,640 PPO steps its mode runs backward (-1.1 m/s; its mode returns stayed at standing's
-# until 276,480 steps).
+# within the demo preset's 368,640 PPO steps its mode runs backward (-1.1 m/s with data seed 0, whose mode returns
+# stayed at standing's until 276,480 steps).
 BACK_VELOCITY, BACK_QUICK_TIMESTEPS, BACK_DEMO_VELOCITY = -1.5, 614_400, -5.0
 
 
@@ -623,7 +625,8 @@ def twin_table(cell_list, evaluation: str) -> tuple[str, list[bool]]:
     return "", []
   fmt = lambda c, m: "{:.3f} ± {:.3f}".format(*c.mean_std(m))  # noqa: E731
   lines = ["| method | W1 references | W1 their twins | pair mean | bound (half the targets' gap) "
-           "| rollouts' gap (targets' gap) | references: x-velocity achieved (target) |", "|---|---|---|---|---|---|---|"]
+           "| rollouts' gap (targets' gap) | references: x-velocity achieved (target) |",
+           "|---|---|---|---|---|---|---|"]
   for method, c in found.items():
     (am, asd), (tm, _) = c.mean_std("x_velocity_twin_references"), c.mean_std("target_x_velocity_twin_references")
     lines.append(f"| {method} | {fmt(c, 'w1_twin_references')} | {fmt(c, 'w1_twins')} | {fmt(c, 'w1_twin_pairs')} | "
@@ -707,10 +710,11 @@ def _mode_groups(names: list[str]) -> dict[str, list[int]]:
 
 
 def mode_counts(result) -> dict[str, dict]:
-  """Per mixture weight (and for twins and their references: `_mode_groups`), from one evaluation's arrays: the band edges (thirds of the way from the second task's
-  held-out target mean x-velocity to the forward task's), the targets' mean mass and the rollouts' share of steps in
-  each band (second mode, between, forward mode), how many episodes spent more than COMMIT of their steps in the
-  second mode's band and how many at least BOTH in each mode's band."""
+  """Per mixture weight (and for twins and their references: `_mode_groups`), from one evaluation's arrays: the band
+  edges (thirds of the way from the second task's held-out target mean x-velocity to the forward task's), the
+  targets' mean mass and the rollouts' share of steps in each band (second mode, between, forward mode), how many
+  episodes spent more than COMMIT of their steps in the second mode's band and how many at least BOTH in each mode's
+  band."""
   low, high = (_second_task("target_mean_x_velocity_")(result),
                _aggregate(f"target_mean_x_velocity_task={FORWARD}")(result))
   cuts = (low + (high - low) / 3, low + 2 * (high - low) / 3)
