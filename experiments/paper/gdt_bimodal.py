@@ -256,7 +256,11 @@ method with the data there), pair means:
 On data seeds 0 and 2 CDT stands when asked (its references' rollouts -0.10 to 0.07 m/s), runs one way through most
 twin episodes (on data seed 2 some episodes run forward, then slow down or turn back; one seed runs different ways in
 different episodes: twin W1 0.16 to 1.07) and is below the bound on every seed and below DT by more than the seed
-std; on data seed 1 it runs when asked to stand on every seed (0.84 / -0.64 / 1.84 m/s) and is above DT. On data
+std; on data seed 1 it runs when asked to stand on every seed (0.84 / -0.64 / 1.84 m/s) and is above DT. Not for
+want of listening: `python -m experiments.conditioning_sensitivity` (8 standing-expert trajectories, z_t swapped with
+the forward expert's; seeds 0 and 2) moves its step-0 action by 0.93 / 1.07 there (0.73 / 0.63 on data seed 0), but it
+misses the standing expert's own actions by 0.21 / 0.24 at step 0 and 0.17-0.20 at step 5 (0.10-0.12 and 0.05-0.06
+on data seed 0), drifts out of the standing states and runs. On data
 seed 3 (`--data_seed=3 --set=train.num_steps=6000`, 17m18s from nothing, data 4m46s) the backward PPO run's mode
 never moved within 368,640 steps (-0.01 m/s), so the twins are nearly the standing targets (bound 0.010) and both
 score 0.012 ± 0.000: no verdict. So the twins show the effect on 2 of 4 datasets at 6000 steps, which with the
