@@ -297,8 +297,8 @@ def twin_targets(eval_config, held_out: Targets, labels: Labels) -> Targets:
   step and, under the closed loop, depends on the target through that sum only: a return-conditioned policy's
   rollouts on the two have one distribution (when r's task and the rollout task share their dynamics, as the cheetah
   tasks do), and its mean W1 over the pair is at least half the W1 between them (in expectation: the two are rolled
-  out from different resets). A middle target whose mean does not lie
-  between the pair's has no twin with that pair."""
+  out from different resets). A middle target whose mean does not lie between the pair's has no twin with that
+  pair."""
   first, second, rollout_task = mixture_parts(eval_config, held_out.tasks)
   reference = twin_task(eval_config, held_out.tasks)
   tasks, names = np.asarray(held_out.tasks, dtype=object), held_out.names

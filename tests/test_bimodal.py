@@ -377,6 +377,13 @@ def test_demo_reverse_asks_for_forward_backward_twins_of_the_standing_targets(tm
     assert config.to_dict() == reference.to_dict()
 
 
+def twin_features(method: str) -> np.ndarray:
+  """[targets 3, episodes 1, steps 4] x-velocities: CDT stays at 0.5 m/s on the reference and spends half of each twin
+  episode at -1.5 and half at 2.5 m/s; DT stays at 0.5 m/s on all three."""
+  twin = [-1.5, -1.5, 2.5, 2.5] if method == "CDT" else [0.5] * 4
+  return np.array([[[0.5] * 4], [twin], [twin]], np.float32)
+
+
 def fake_twin_result(tmp_path, plan, method: str, seed: int):
   """A finished demo evaluation with a middle forward target (all of it at 0.5 m/s) and two twins (half at -1.5, half
   at 2.5 m/s: the same mean): CDT's rollouts match each target, DT's (seed 1: shifted a bin) sit at 0.5 on both."""
@@ -389,9 +396,10 @@ def fake_twin_result(tmp_path, plan, method: str, seed: int):
   achieved = target if method == "CDT" else np.tile(np.eye(6)[2 + (seed == 1)], (3, 1))
   np.savez(where / "eval_histogram.npz", names=np.array(names), edges_x_velocity=np.linspace(-2, 4, 7),
            target_histograms_x_velocity=target, achieved_histograms_x_velocity=achieved,
-           features_x_velocity=np.zeros((3, 1, 4), np.float32), valid=np.ones((3, 1, 4), bool))
+           features_x_velocity=twin_features(method), valid=np.ones((3, 1, 4), bool))
   aggregates = {"w1_twin": 1.0, "w1_task=halfcheetah": 0.1, "mean_x_velocity_task=halfcheetah": 2.0,
-                "target_mean_x_velocity_task=halfcheetah": 3.0}
+                "target_mean_x_velocity_task=halfcheetah": 3.0, "mean_x_velocity_task=cheetah_vel": -1.4,
+                "target_mean_x_velocity_task=cheetah_vel": -1.5}
   return Result(run, seed, "closed_loop_nearest", str(where), {"targets": [], "aggregates": aggregates,
                                                                 "protocol": {}, "feature": "x_velocity",
                                                                 "conditioning": "histogram"})
@@ -410,6 +418,11 @@ def test_the_demos_report_tables_twins_against_the_bound_a_return_conditioned_po
           "0.83 ± 0.47 m/s (0.50) |") in summary
   assert "below DT's by more than the larger seed std: yes; below the bound: yes" in summary
   assert "## Mixture targets" not in summary
+  # the mode bands (second task -1.5, forward 3.0 m/s: cuts at 0 and 1.5) for twins and their references: CDT's
+  # twin episodes hold both modes, DT's sit between them as on the reference
+  assert "| CDT | twins | 0.50 / 0.00 / 0.50 | 0.50 / 0.00 / 0.50 | 0 of 6 | 6 of 6 | 0 of 6 |" in summary
+  assert "| DT | twins | 0.50 / 0.00 / 0.50 | 0.00 / 1.00 / 0.00 | 0 of 6 | 0 of 6 | 6 of 6 |" in summary
+  assert "| DT | their references | 0.00 / 1.00 / 0.00 | 0.00 / 1.00 / 0.00 | 0 of 3 | 0 of 3 | 3 of 3 |" in summary
   with open(paths["per_seed_csv"]) as f:
     assert "w1_twin_pairs" in f.readline()
   assert os.path.getsize(paths["bimodal_closed_loop_nearest_png"]) > 1000

@@ -351,11 +351,9 @@ def second_env(job: DataJob) -> str:
 
 def job_task(job: DataJob) -> str:
   """The task label (`gdt.data.task_label`: env and its options) of the trajectories a data.py job writes."""
-  from experiments.configs import data as data_config  # noqa: PLC0415
-  from gdt.core.config import apply_overrides  # noqa: PLC0415
   from gdt.data.trajectories import task_label  # noqa: PLC0415
-  config = data_config.get_config(job.config.split(":", 1)[1])
-  apply_overrides(config, job.overrides)
+  from launch.paper import data_config  # noqa: PLC0415  (the driver resolves job configs; it imports this package)
+  config = data_config(job)
   return task_label(config.env, config.env_kwargs.to_dict())
 
 
