@@ -156,6 +156,12 @@ def _behaviour_switch(config, workdir: str) -> None:
   switching.generate(config, workdir)
 
 
+@DATA_GENERATORS.register("scripted")
+def _scripted(config, workdir: str) -> None:
+  from gdt.data import scripted  # noqa: PLC0415  (brax only when data is generated)
+  scripted.generate(config, workdir)
+
+
 def load_all() -> list[str]:
   """Imports every experiment module of this package (each registers itself); returns the registered names."""
   for module in pkgutil.iter_modules(__path__):

@@ -9,9 +9,10 @@ bimodal target has never seen a running cheetah stop. Here each episode starts w
 every mix of the two behaviours within an episode is in the data. Rollouts run in the first run's env (its recorded
 env options); the two runs must act on the same observations with the same policy network.
 
-Config (experiments/configs/switch_data.py): first / second = 'env@DIR', DIR a data workdir of
-`gdt.data.generation` (relative to this job's workdir) whose PPO run is finished; the expert snapshot of each is the
-one its own data was drawn from (`Generator.expert_index`). Writes `<workdir>/datasets/<first env>-switch.npz` whose
+Config (experiments/configs/switch_data.py): first = 'env@DIR', DIR a data workdir of `gdt.data.generation`
+(relative to this job's workdir) whose PPO run is finished, its expert snapshot the one its own data was drawn from
+(`Generator.expert_index`); second = the same, or 'scripted:NAME', a `gdt.data.scripted` behaviour played in the
+first run's env. Writes `<workdir>/datasets/<first env>-switch.npz` whose
 trajectories are one task of their own (`task_name`), played in the first env, so held-out targets of the original
 behaviours' tasks stay uni-modal; metadata: `switch_steps` [N] (the step the second policy takes over; this file's
 order), `policy_levels` 'first>second' or 'second>first'.
@@ -35,7 +36,7 @@ from gdt.core.cli import check_fields
 from gdt.core.ppo import PPO_DONE, SNAPSHOT_DIR, make_policy_factory, ppo_resumes, stack_snapshots
 from gdt.core.workdir import (WorkdirLock, atomic_write_bytes, format_seconds, load_config, prepare_workdir,
                               remove_stale_temp_files)
-from gdt.data import generation
+from gdt.data import generation, scripted
 from gdt.data.trajectories import Trajectories, dataset_path, task_label
 
 LEVEL = "switch"
@@ -48,6 +49,9 @@ def parse_source(field: str, entry: str, workdir: str) -> tuple[str, str]:
   if not (sep and env and where):
     raise ValueError(f"config field {field!r}: expected 'env@DIR' (DIR a data workdir), got {entry!r}")
   return env, os.path.normpath(os.path.join(workdir, where))
+
+
+SCRIPTED = "scripted:"
 
 
 def source_generator(field: str, entry: str, workdir: str) -> generation.Generator:
@@ -67,14 +71,29 @@ def source_generator(field: str, entry: str, workdir: str) -> generation.Generat
   return generation.Generator(config, where)
 
 
-def task_name(first: generation.Generator, second: generation.Generator) -> str:
-  return f"switch({task_label(first.env_name, first.env_kwargs)}>{task_label(second.env_name, second.env_kwargs)})"
+Source = generation.Generator | str  # a finished PPO run, or the name of a scripted behaviour
 
 
-def validate_config(config, workdir: str) -> tuple[generation.Generator, generation.Generator]:
+def source_label(source: Source, env: str) -> str:
+  """The task label of what `source` plays (a scripted behaviour plays in `env`)."""
+  if isinstance(source, str):
+    return scripted.task_name(env, source)
+  return task_label(source.env_name, source.env_kwargs)
+
+
+def task_name(first: generation.Generator, second: Source) -> str:
+  return f"switch({source_label(first, first.env_name)}>{source_label(second, first.env_name)})"
+
+
+def validate_config(config, workdir: str) -> tuple[generation.Generator, Source]:
   """Refuses, naming the field, a config that could not run, before anything is written; -> the two sources."""
   check_fields(config, switch_configs.FIELDS, defaults="experiments/configs/switch_data.py")
-  first, second = (source_generator(f, config[f], workdir) for f in ("first", "second"))
+  first = source_generator("first", config.first, workdir)
+  if config.second.startswith(SCRIPTED):
+    second = config.second[len(SCRIPTED):]
+    scripted.check_env("second", second, first.env_name)
+    return first, second
+  second = source_generator("second", config.second, workdir)
   if envs.observation_layout(first.env_name) != envs.observation_layout(second.env_name):
     raise ValueError(f"config fields 'first', 'second': {first.env_name} and {second.env_name} observe differently")
   for key in ("policy_hidden_layer_sizes", "normalize_observations"):
@@ -84,25 +103,41 @@ def validate_config(config, workdir: str) -> tuple[generation.Generator, generat
   return first, second
 
 
-def make_switch_act(snapshot_act):
-  """A `gdt.core.rollout` act over inputs {params [2, ...], first [E] i32 (0 or 1), switch_step [E] i32}: env e acts
-  with policy first[e] before step switch_step[e] and with the other from then on."""
+def make_switch_act(snapshot_act, scripted_second=None):
+  """A `gdt.core.rollout` act over inputs {params [S, ...], first [E] i32 (0 or 1), switch_step [E] i32}: env e acts
+  with source first[e] before step switch_step[e] and with the other from then on. The sources are the PPO
+  snapshots 0 and 1 of `params` (`snapshot_act`'s), or, given `scripted_second` (a scripted act), snapshot 0 and
+  that."""
 
   def act(inputs, carry, env_state, t, key):
-    snapshot = jnp.where(t < inputs["switch_step"], inputs["first"], 1 - inputs["first"])
-    return snapshot_act(dict(inputs, snapshot=snapshot), carry, env_state, t, key)
+    acting = jnp.where(t < inputs["switch_step"], inputs["first"], 1 - inputs["first"])
+    if scripted_second is None:
+      return snapshot_act(dict(inputs, snapshot=acting), carry, env_state, t, key)
+    action, carry = snapshot_act(dict(inputs, snapshot=jnp.zeros_like(acting)), carry, env_state, t, key)
+    scripted_action, carry = scripted_second(inputs, carry, env_state, t, key)
+    return jnp.where((acting == 1)[:, None], scripted_action, action), carry
 
   return act
 
 
-def switch_episodes(config, first: generation.Generator, second: generation.Generator) -> Trajectories:
+def source_record(source: Source, expert) -> dict:
+  """What the metadata records of a source: its PPO run and expert step, or the scripted behaviour."""
+  if isinstance(source, str):
+    return {"scripted": source}
+  return {"env": source.env_name, "env_kwargs": dict(source.env_kwargs), "workdir": source.workdir,
+          "expert_step": int(expert.step), "ppo_resumes": ppo_resumes(source.run_dir)}
+
+
+def switch_episodes(config, first: generation.Generator, second: Source) -> Trajectories:
   """`config.transitions_per_level` transitions of switching episodes, played in the first run's env."""
   length = first.config.episode_length
   deterministic = config.policy == "deterministic"
+  sources = (first, second)
   snapshot_act = generation.make_snapshot_act(make_policy_factory(first.env, first.config.ppo), deterministic)
-  chunk = generation.make_episode_chunk(first.env, make_switch_act(snapshot_act), length)
-  experts = [g.snapshots[g.expert_index()] for g in (first, second)]
-  params = stack_snapshots(experts)[:2]  # (normaliser, policy); the value params do not act
+  scripted_second = scripted.make_act(second, float(first.env.dt)) if isinstance(second, str) else None
+  chunk = generation.make_episode_chunk(first.env, make_switch_act(snapshot_act, scripted_second), length)
+  experts = [None if isinstance(g, str) else g.snapshots[g.expert_index()] for g in sources]
+  params = stack_snapshots([e for e in experts if e is not None])[:2]  # (normaliser, policy); the value params do not act
   draws = np.random.default_rng(config.seed)
   drawn: dict[str, np.ndarray] = {}
 
@@ -127,11 +162,11 @@ def switch_episodes(config, first: generation.Generator, second: generation.Gene
       task=[label] * n, tasks={label: {"env": first.env_name, "env_kwargs": dict(first.env_kwargs),
                                        "backend": first.backend}},
       policy_levels=[ORDERS[int(f)] for f in per_episode["first"]],
-      policy_steps=[int(experts[int(f)].step) for f in per_episode["first"]],  # the starting expert's PPO step
+      # the starting expert's PPO step (0: a scripted behaviour)
+      policy_steps=[0 if experts[int(f)] is None else int(experts[int(f)].step) for f in per_episode["first"]],
       switch_steps=[int(s) for s in per_episode["switch_step"]],
-      switch_sources={name: {"env": g.env_name, "env_kwargs": dict(g.env_kwargs), "workdir": g.workdir,
-                             "expert_step": int(e.step), "ppo_resumes": ppo_resumes(g.run_dir)}
-                      for name, g, e in zip(("first", "second"), (first, second), experts, strict=True)})
+      switch_sources={name: source_record(g, e) for name, g, e in zip(("first", "second"), sources, experts,
+                                                                      strict=True)})
   trajs = Trajectories(out["observations"], out["actions"], out["rewards"], out["terminals"], out["timeouts"],
                        out["valid"].sum(1).astype(np.int32), metadata)
   trajs.refresh_level_returns()
