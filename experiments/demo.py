@@ -1,22 +1,24 @@
-"""`make demo`: the paper's showcase at CPU size: CDT and DT asked for a bimodal x-velocity distribution.
+"""`make demo`: the paper's claim at CPU size: CDT matches x-velocity distributions that DT is told nothing about.
 
   python -m experiments.demo --workdir=workdirs/demo [--dry_run]
 
 It runs `gdt_bimodal --scale=demo` (experiments/paper/gdt_bimodal.py) with its data inside the workdir, seeds 0-2
 trained together:
-  1. data (`<workdir>/data`): a halfcheetah PPO run's expert (forward running) and medium levels, a cheetah_vel
-     PPO run's standing cheetah, and episodes in which one expert hands over to the other at a random step;
+  1. data (`<workdir>/data`): a halfcheetah PPO run's expert (forward running), scripted standing and rocking
+     cheetahs (`gdt.data.scripted`: no torque, or a sine on every joint that rocks the cheetah in place; both have
+     mean x-velocity ~0, one a spike at 0, the other spread over about -2..2 m/s), and episodes in which the runner
+     hands over to the standing cheetah, or the reverse, at a random step;
   2. CDT (the future x-velocity histogram, read as its cumulative sum) and DT (the future x-velocity sum) on all of
      it, 3000 steps of a small model, a quarter of the training windows from an episode's first step
      (`<workdir>/runs`);
-  3. each seed rolled out in one batched scan for the held-out trajectories of each task and for synthetic targets,
-     mixtures w h(forward) + (1 - w) h(standing) for w = 0.25, 0.5, 0.75, closed loop (each achieved step uses up
-     the nearest target mass): a run/stand mixture's future sum is also a medium runner's, so a return-conditioned
-     DT is told only how far to go, not how to split the episode;
-  4. `<workdir>/report/`: summary.md (the protocol, W1 per mixture weight for CDT and DT, mean ± std over seeds,
-     whether CDT is below DT by more than the seed std, how the rollouts divide their steps between the two modes,
-     and whether each model follows its held-out targets),
-     report.md and CSVs with every metric, and PNGs (target vs achieved histograms of both models).
+  3. each seed rolled out in one batched scan for the held-out trajectories of each task and for synthetic
+     mixtures w h(forward) + (1 - w) h(standing), w = 0.25, 0.5, 0.75, closed loop (each achieved step uses up the
+     nearest target mass);
+  4. `<workdir>/report/`: summary.md (the protocol; standing vs rocking targets: a DT told the same sum for both
+     cannot score below half their W1 apart on a pair, CDT can; W1 per mixture weight; mean ± std over seeds and
+     whether CDT is below DT by more than the seed std; how the rollouts divide their steps between the modes;
+     whether each model follows its held-out targets), report.md and CSVs with every metric, and PNGs (target vs
+     achieved histograms of both models).
 Rerunning the command resumes and redoes nothing that is finished; the same machine gives the same table.
 The measured result and its wall time are in README.md ("make demo").
 """

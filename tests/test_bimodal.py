@@ -13,7 +13,7 @@ from experiments.paper import gdt_bimodal
 from gdt import envs, evaluate, hindsight, metrics, plots, train
 from gdt import targets as gdt_targets
 from gdt.conditioning import Labels
-from gdt.data import Trajectories, dataset_path, default_metadata, generation
+from gdt.data import Trajectories, dataset_path, default_metadata, generation, scripted
 from gdt.data.trajectories import task_label
 from launch import paper as driver
 
@@ -229,14 +229,14 @@ def test_task_aggregates_hold_trajectory_targets_only_and_twins_their_own(levele
 
 def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
   assert "gdt_bimodal" in load_all()
-  for scale, second, preset in (("demo", "cheetah_vel_stand", "demo"), ("quick", "cheetah_vel_stand", "quick"),
+  for scale, second, preset in (("demo_ppo_stand", "cheetah_vel_stand", "demo"), ("quick", "cheetah_vel_stand", "quick"),
                                 ("quick_density", "cheetah_vel_stand", "quick"),
                                 ("quick_start", "cheetah_vel_stand", "quick"),
                                 ("quick_no_switch", "cheetah_vel_stand", "quick"),
                                 ("quick_backflip", "cheetah_backflip", "quick"), ("full", "cheetah_backflip", "full")):
     plan = EXPERIMENTS.get("gdt_bimodal").plan(scale)
     env = second.removesuffix("_stand")
-    switching = scale in ("quick", "quick_density", "quick_start", "demo")
+    switching = scale in ("quick", "quick_density", "quick_start", "demo_ppo_stand")
     assert [d.name for d in plan.data] == [f"halfcheetah_{preset}", f"{second}_{preset}_expert"] + (
         [f"halfcheetah_stand_switch_{preset}"] if switching else [])
     for run in plan.runs:
@@ -257,12 +257,13 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
       # quick, quick_start and the demo start a quarter of the windows at step 0, for both methods; quick and the
       # demo feed CDT its histogram's cumulative sum, quick_density and quick_start the densities
       assert config.train.episode_start_fraction == (
-          gdt_bimodal.START if scale in ("quick", "quick_start", "demo") else 0.0)
-      if run.tag["method"] == "CDT" and scale in ("demo", "quick", "quick_density", "quick_start"):
-        assert config.model.histogram_input == ("cdf" if scale in ("demo", "quick") else "density")
+          gdt_bimodal.START if scale in ("quick", "quick_start", "demo_ppo_stand") else 0.0)
+      if run.tag["method"] == "CDT" and scale in ("demo_ppo_stand", "quick", "quick_density", "quick_start"):
+        assert config.model.histogram_input == ("cdf" if scale in ("demo_ppo_stand", "quick") else "density")
       # the demo evaluates the nearest-mass closed loop only, as its own evaluation; the others open loop, then
       # both closed loops as extra evaluations of the same checkpoint
-      schedules = ["closed_loop_nearest"] if scale == "demo" else ["open_loop", "closed_loop", "closed_loop_nearest"]
+      schedules = (["closed_loop_nearest"] if scale == "demo_ppo_stand" else
+                   ["open_loop", "closed_loop", "closed_loop_nearest"])
       assert (run.eval_name, config.eval.schedule) == (schedules[0], schedules[0])
       assert run.evaluation_names() == schedules
       for extra in run.evaluations:
@@ -283,9 +284,9 @@ def test_gdt_bimodal_is_registered_and_its_run_configs_validate(tmp_path):
         gdt_bimodal.STAND_QUICK_TIMESTEPS if preset == "quick" else gdt_bimodal.STAND_DEMO_TIMESTEPS)
     assert stand.policy == "deterministic" and tuple(stand.levels) == ("expert",)
     generation.validate_config(stand)
-  # demo_twin: the demo asking for twins of the forward task's medium level (middle targets at the lower
+  # demo_twin: demo_ppo_stand asking for twins of the forward task's medium level (middle targets at the lower
   # quarter of its returns) instead of mixtures
-  demo, twin = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo", "demo_twin"))
+  demo, twin = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo_ppo_stand", "demo_twin"))
   for a, b in zip(demo.runs, twin.runs, strict=True):
     ca, cb = (driver.run_config(r, 0, str(tmp_path / "data")) for r in (a, b))
     train.validate_config(cb)
@@ -354,8 +355,8 @@ def test_report_tables_w1_per_weight_and_says_where_cdt_wins_by_more_than_the_se
 
 def test_demo_reverse_asks_for_forward_backward_twins_of_the_standing_targets(tmp_path):
   """Forward and backward runners, their switching episodes and standing cheetahs; the twins' references are the
-  standing cheetah's middle targets; otherwise the demo's recipe."""
-  plan, demo = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo_reverse", "demo"))
+  standing cheetah's middle targets; otherwise demo_ppo_stand's recipe."""
+  plan, demo = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo_reverse", "demo_ppo_stand"))
   assert [d.name for d in plan.data] == ["halfcheetah_demo", "cheetah_vel_back_demo_expert",
                                          "cheetah_vel_stand_demo_expert", "halfcheetah_back_switch_demo"]
   back = driver.data_config(plan.data[1])
@@ -406,7 +407,7 @@ def fake_twin_result(tmp_path, plan, method: str, seed: int):
 
 
 def test_the_demos_report_tables_twins_against_the_bound_a_return_conditioned_policy_cannot_beat(tmp_path):
-  plan = gdt_bimodal.demo(twin=True)
+  plan = gdt_bimodal.demo_ppo_stand(twin=True)
   results = [fake_twin_result(tmp_path, plan, m, seed) for m in ("CDT", "DT") for seed in (0, 1, 2)]
   paths = gdt_bimodal.report(plan, results, str(tmp_path / "report"), "demo")
   summary = open(paths["summary_md"]).read()
@@ -480,3 +481,74 @@ def test_make_demo_is_the_bimodal_demo_scale_with_its_data_in_its_workdir(tmp_pa
   assert sorted((j.run.tag["method"], j.seed) for j in runs) == [(m, s) for m in ("CDT", "DT") for s in (0, 1, 2)]
   assert all(j.config.eval.schedule == "closed_loop_nearest" for j in runs)
   assert not [j for j in jobs if j.kind == "eval"]  # one evaluation per run: its own
+
+
+def test_demo_is_the_forward_runner_with_scripted_standing_and_rocking_cheetahs(tmp_path):
+  """`make demo`'s plan: the demo preset's forward runner, the scripted standing and rocking cheetahs and switching
+  episodes between the runner and the standing one; demo_ppo_stand's recipe otherwise."""
+  plan, old = (EXPERIMENTS.get("gdt_bimodal").plan(s) for s in ("demo", "demo_ppo_stand"))
+  assert [d.name for d in plan.data] == ["halfcheetah_demo", "halfcheetah_stand_scripted", "halfcheetah_rock_scripted",
+                                         "halfcheetah_stand_scripted_switch_demo"]
+  for job, behaviour in zip(plan.data[1:3], ("stand", "rock"), strict=True):
+    config = driver.data_config(job)
+    assert (job.generator, config.env, config.behaviour, config.transitions) == (
+        "scripted", "halfcheetah", behaviour, 50_000)
+    scripted.validate_config(config)
+  switch = plan.data[3]
+  config = driver.data_config(switch)
+  assert (switch.generator, switch.needs) == ("behaviour_switch", ("halfcheetah_demo",))  # it plays the script itself
+  assert (config.first, config.second, config.transitions_per_level) == (
+      "halfcheetah@../halfcheetah_demo", "scripted:stand", gdt_bimodal.DEMO_SWITCH_TRANSITIONS)
+  data = str(tmp_path / "data")
+  for run, reference in zip(plan.runs, old.runs, strict=True):
+    config = driver.run_config(run, 0, data)
+    train.validate_config(config)
+    # the standing cheetah first among the extras: the mixtures mix the forward and the standing task
+    assert train.dataset_paths(config)[1:] == [
+        ("halfcheetah", dataset_path(f"{data}/halfcheetah_stand_scripted", "halfcheetah", "stand")),
+        ("halfcheetah", dataset_path(f"{data}/halfcheetah_rock_scripted", "halfcheetah", "rock")),
+        ("halfcheetah", dataset_path(f"{data}/halfcheetah_stand_scripted_switch_demo", "halfcheetah", "switch"))]
+    config.extra_datasets = driver.run_config(reference, 0, data).extra_datasets
+    assert config.to_dict() == driver.run_config(reference, 0, data).to_dict()
+  assert "stand of halfcheetah (job halfcheetah_stand_scripted) + rock of halfcheetah" in dict(plan.protocol)["data"]
+
+
+def fake_stand_rock_result(tmp_path, plan, method: str, seed: int):
+  """A finished demo evaluation with a standing and a rocking held-out target of the same rank: all of the standing
+  one at 0.5 m/s, the rocking one half at -1.5 and half at 2.5 (the same mean); CDT's rollouts match each target,
+  DT's (seed 1: shifted a bin) sit at the standing one on both."""
+  run = next(r for r in plan.runs if r.tag["method"] == method)
+  where = tmp_path / f"{method}_{seed}"
+  os.makedirs(where)
+  names = ["best_traj_0_halfcheetah", "best_traj_0_stand(halfcheetah)", "best_traj_0_rock(halfcheetah)"]
+  stand, rock = np.eye(6)[2], 0.5 * (np.eye(6)[0] + np.eye(6)[4])
+  target = np.stack([np.eye(6)[5], stand, rock])
+  achieved = target.copy() if method == "CDT" else np.stack([np.eye(6)[5]] + [np.eye(6)[2 + (seed == 1)]] * 2)
+  np.savez(where / "eval_histogram.npz", names=np.array(names), edges_x_velocity=np.linspace(-2, 4, 7),
+           target_histograms_x_velocity=target, achieved_histograms_x_velocity=achieved,
+           features_x_velocity=np.zeros((3, 1, 4), np.float32), valid=np.ones((3, 1, 4), bool))
+  aggregates = {"w1_mix": 0.3, "w1_task=halfcheetah": 0.1, "w1_task=stand(halfcheetah)": 0.0,
+                "w1_task=rock(halfcheetah)": 1.0, "mean_x_velocity_task=halfcheetah": 3.5,
+                "target_mean_x_velocity_task=halfcheetah": 3.5, "mean_x_velocity_task=stand(halfcheetah)": 0.5,
+                "target_mean_x_velocity_task=stand(halfcheetah)": 0.5}
+  return Result(run, seed, "closed_loop_nearest", str(where), {"targets": [], "aggregates": aggregates,
+                                                                "protocol": {}, "feature": "x_velocity",
+                                                                "conditioning": "histogram"})
+
+
+def test_the_demos_report_tables_standing_vs_rocking_targets_against_the_bound(tmp_path):
+  plan = gdt_bimodal.demo()
+  results = [fake_stand_rock_result(tmp_path, plan, m, seed) for m in ("CDT", "DT") for seed in (0, 1, 2)]
+  paths = gdt_bimodal.report(plan, results, str(tmp_path / "report"), "demo")
+  summary = open(paths["summary_md"]).read()
+  assert "## Mixture targets, closed_loop_nearest" in summary  # the mixtures' section stays
+  assert "## Standing vs rocking targets, closed_loop_nearest" in summary and "differ by 0.000 m/s" in summary
+  # the targets 2.0 apart in W1: the bound is 1.0; DT acts alike on both and cannot beat it
+  assert ("| CDT | 0.000 ± 0.000 | 0.000 ± 0.000 | 0.000 ± 0.000 | 1.000 ± 0.000 | 2.000 ± 0.000 (2.000) | "
+          "0.50 ± 0.00 m/s (0.50) |") in summary
+  assert ("| DT | 0.333 ± 0.471 | 2.000 ± 0.000 | 1.167 ± 0.236 | 1.000 ± 0.000 | 0.000 ± 0.000 (2.000) | "
+          "0.83 ± 0.47 m/s (0.50) |") in summary
+  assert "below DT's by more than the larger seed std: yes; below the bound: yes" in summary
+  with open(paths["per_seed_csv"]) as f:
+    assert "w1_stand_rock_pairs" in f.readline()
+  assert os.path.getsize(paths["bimodal_closed_loop_nearest_png"]) > 1000

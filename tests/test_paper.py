@@ -201,8 +201,9 @@ def test_the_protocols_checkpoint_step_is_the_one_the_runs_train_to(tmp_path):
 def test_data_seed_generates_every_data_job_with_it_and_a_finished_job_of_another_seed_is_refused(tmp_path):
   plan = paper.get("gdt_bimodal").plan("demo")
   seeded = driver.with_data_seed(plan, 3)
-  assert [driver.data_config(d).seed for d in plan.data] == [0, 0, 0]
-  assert [driver.data_config(d).seed for d in seeded.data] == [3, 3, 3]  # the PPO experts and the switching draws
+  assert [driver.data_config(d).seed for d in plan.data] == [0] * 4
+  # the PPO expert, the scripted episodes' resets and the switching draws
+  assert [driver.data_config(d).seed for d in seeded.data] == [3] * 4
   assert dict(seeded.protocol)["data"].endswith("every data job with seed 3 (--data_seed)")
   assert driver.with_data_seed(plan, None) is plan
   with pytest.raises(ValueError, match="--data_seed must lie in"):

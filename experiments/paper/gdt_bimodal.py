@@ -297,6 +297,7 @@ from experiments.paper import EXPERIMENTS, DataJob, Evaluation, Experiment, Plan
 from experiments.paper.gdt_smm import QUICK_STEPS, data_job
 
 FORWARD, BACKFLIP, STAND_ENV = "halfcheetah", "cheetah_backflip", "cheetah_vel"
+STAND_SCRIPT, ROCK_SCRIPT = "stand", "rock"  # the scripted pair (gdt.data.scripted): zero mean x-velocity, narrow vs spread
 WEIGHTS = (0.25, 0.5, 0.75)  # of the forward part
 METHODS = {"CDT": "cdt", "DT": "dt"}
 SEEDS = (0, 1, 2)
@@ -345,8 +346,27 @@ def stand_job(preset: str) -> DataJob:
                  overrides=stand_overrides(preset))
 
 
+def _config_args(job: DataJob) -> dict[str, str]:
+  """The 'key=value' arguments after the config file's ':'."""
+  _, _, args = job.config.partition(":")
+  return dict(a.split("=", 1) for a in args.split(",") if a)
+
+
 def second_env(job: DataJob) -> str:
-  return job.config.split("env=")[1].split(",")[0]
+  """The env a data job's trajectories play in (a switching job's: its first source's)."""
+  args = _config_args(job)
+  return args["env"] if "env" in args else args["first"].split("@")[0]
+
+
+def dataset_level(job: DataJob) -> str:
+  """The level of the dataset the mixtures read from a job: a scripted job's behaviour, else its expert."""
+  return _config_args(job)["behaviour"] if job.generator == "scripted" else "expert"
+
+
+def scripted_job(behaviour: str) -> DataJob:
+  """`gdt.data.scripted`'s behaviour in halfcheetah, 50 episodes (the demo preset's transitions per level)."""
+  return DataJob(f"{FORWARD}_{behaviour}_scripted", f"experiments/configs/scripted_data.py:env={FORWARD},"
+                 f"behaviour={behaviour}", generator="scripted")
 
 
 def job_task(job: DataJob) -> str:
@@ -354,6 +374,9 @@ def job_task(job: DataJob) -> str:
   from gdt.data.trajectories import task_label  # noqa: PLC0415
   from launch.paper import data_config  # noqa: PLC0415  (the driver resolves job configs; it imports this package)
   config = data_config(job)
+  if job.generator == "scripted":
+    from gdt.data.scripted import task_name  # noqa: PLC0415
+    return task_name(config.env, config.behaviour)
   return task_label(config.env, config.env_kwargs.to_dict())
 
 
@@ -384,12 +407,15 @@ def switch_job(preset: str, second: DataJob) -> DataJob:
   """Episodes that hand over from the forward expert to `second`'s (or the reverse) at a uniformly random step
   (`gdt.data.switching`): the only trajectories whose x-velocity has both modes."""
   forward = data_job(FORWARD, preset)
-  tag = second.name.split("_")[2]  # cheetah_vel_<tag>_<preset>_expert
+  if second.generator == "scripted":  # played by the switching job itself: it needs no data of the scripted job
+    tag, source, needs = f"{dataset_level(second)}_scripted", f"scripted:{dataset_level(second)}", (forward.name,)
+  else:
+    tag = second.name.split("_")[2]  # cheetah_vel_<tag>_<preset>_expert
+    source, needs = f"{second_env(second)}@../{second.name}", (forward.name, second.name)
   return DataJob(f"{FORWARD}_{tag}_switch_{preset}",
-                 f"experiments/configs/switch_data.py:first={FORWARD}@../{forward.name},"
-                 f"second={second_env(second)}@../{second.name}"
+                 f"experiments/configs/switch_data.py:first={FORWARD}@../{forward.name},second={source}"
                  + (f",transitions={DEMO_SWITCH_TRANSITIONS}" if preset == "demo" else ""),
-                 generator="behaviour_switch", needs=(forward.name, second.name))
+                 generator="behaviour_switch", needs=needs)
 
 
 def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str, ...], episodes: int, targets: str,
@@ -405,7 +431,7 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
   forward = data_job(FORWARD, preset)
   env = second_env(second)
   # the second job first: the mixtures mix the data's first two tasks (the forward one, then this)
-  extra = (f"{env}:expert@../{second.name}",)  # data workdirs are siblings under the data root
+  extra = (f"{env}:{dataset_level(second)}@../{second.name}",)  # data workdirs are siblings under the data root
   data = (forward, second)
   for job, level in others:
     extra += (f"{second_env(job)}:{level}" + ("" if job == forward else f"@../{job.name}"),)
@@ -433,11 +459,13 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
       overrides=shared + own[method], seeds=SEEDS, data=forward.name,
       needs=tuple(job.name for job in data if job != forward), **evaluations,
       tags=common.run_tags(method=method)) for method, config in METHODS.items())
-  data_line = (f"expert of {FORWARD} (job {forward.name}) + expert of {env} (job {second.name}: "
-               f"{', '.join(second.overrides)})")
-  for job, level in others:
+  def described(job, level):
     options = f": {', '.join(job.overrides)}" if job.overrides else ""
-    data_line += f" + {level} of {second_env(job)} (job {job.name}{options})"
+    return f"{level} of {second_env(job)} (job {job.name}{options})"
+
+  data_line = f"expert of {FORWARD} (job {forward.name}) + {described(second, dataset_level(second))}"
+  for job, level in others:
+    data_line += f" + {described(job, level)}"
   if switching:
     data_line += (f" + switching episodes (job {switch.name}: one expert hands over to the other at a uniform random "
                   "step, a task of its own)")
@@ -516,9 +544,10 @@ def demo_reverse() -> Plan:
                       schedules=("closed_loop_nearest",), synthetic="twin", twin_reference=stand)
 
 
-def demo(dropout: float | None = None, twin: bool = False) -> Plan:
-  """`dropout`: model.dropout_rate instead of the configs' 0.1 (`demo_nodrop`); `twin`: twin targets of the
-  forward task's medium level instead of mixtures (`demo_twin`)."""
+def demo_ppo_stand(dropout: float | None = None, twin: bool = False) -> Plan:
+  """The demo until 2026-12-05: forward + PPO standing cheetahs, their switching episodes and forward medium,
+  mixtures only. `dropout`: model.dropout_rate instead of the configs' 0.1 (`demo_nodrop`); `twin`: twin targets
+  of the forward task's medium level instead of mixtures (`demo_twin`)."""
   overrides, model = DEMO, DEMO_MODEL
   if dropout is not None:
     overrides, model = DEMO + (f"model.dropout_rate={dropout}",), f"{DEMO_MODEL}, dropout {dropout}"
@@ -528,6 +557,14 @@ def demo(dropout: float | None = None, twin: bool = False) -> Plan:
   return bimodal_plan("demo", stand_job("demo"), DEMO_STEPS, overrides, 4, targets, model, switching=True,
                       others=((data_job(FORWARD, "demo"), "medium"),), histogram_input="cdf",
                       schedules=("closed_loop_nearest",), synthetic="twin" if twin else "mixture")
+
+
+def demo() -> Plan:
+  """`make demo`: forward runner + scripted standing and rocking cheetahs and switching episodes between the runner
+  and the standing cheetah; mixtures of forward and standing, and standing vs rocking targets (module docstring)."""
+  return bimodal_plan("demo", scripted_job(STAND_SCRIPT), DEMO_STEPS, DEMO, 4, "2 best + 1 middle", DEMO_MODEL,
+                      switching=True, others=((scripted_job(ROCK_SCRIPT), ROCK_SCRIPT),), histogram_input="cdf",
+                      schedules=("closed_loop_nearest",))
 
 
 def quick_reverse() -> Plan:
@@ -581,63 +618,103 @@ METRICS = tuple(common.Metric(f"w1_mix{w:g}", _aggregate(f"w1_mix{w:g}")) for w 
     common.Metric("target_x_velocity_second_task_targets", _second_task("target_mean_x_velocity_")))
 
 
-def twin_pairs(npz: str) -> dict[str, np.ndarray]:
-  """Per twin target of one evaluation's arrays (`gdt.targets.twin_targets`), the W1 of its reference's rollouts
-  and of its own to their targets, between the two targets (`target_gap`: a policy that acts the same on both, as a
-  return-conditioned one does, scores a pair mean of at least half of it) and between the two rollouts'
-  histograms (`achieved_gap`: ~0 when the policy cannot tell them apart). Empty arrays without twins."""
+def _synthetic_twins(names: list[str]) -> tuple[list[int], list[int]]:
+  """(references, twins): each twin target (`gdt.targets.twin_targets`) and the target whose mean it has."""
+  twins = [j for j, n in enumerate(names) if n.startswith("twin_")]
+  return [names.index(names[j].split("_", 2)[2]) for j in twins], twins
+
+
+def _stand_rock(names: list[str]) -> tuple[list[int], list[int]]:
+  """(standing targets, rocking targets of the same rank): held-out targets of the two scripted tasks, named
+  '<best|middle>_traj_<i>_<task>' by `gdt.targets.split_targets`."""
+  from gdt.data.scripted import task_name  # noqa: PLC0415
+  stand, rock = task_name(FORWARD, STAND_SCRIPT), task_name(FORWARD, ROCK_SCRIPT)
+  pairs = [(j, n[:-len(stand)] + rock) for j, n in enumerate(names) if n.endswith(f"_{stand}")]
+  pairs = [(j, names.index(r)) for j, r in pairs if r in names]
+  return [j for j, _ in pairs], [k for _, k in pairs]
+
+
+def pair_stats(npz: str, pick=_synthetic_twins) -> dict[str, np.ndarray]:
+  """Per pair of targets `pick` finds in one evaluation's arrays (a reference and its twin: by default each synthetic
+  twin and the target whose mean it has), the W1 of the reference's rollouts and of the twin's to their targets,
+  between the two targets (`target_gap`: a policy that acts the same on both, as a return-conditioned one does,
+  scores a pair mean of at least half of it) and between the two rollouts' histograms (`achieved_gap`: ~0 when the
+  policy cannot tell them apart), the references' achieved and target mean x-velocity and how far apart the two
+  targets' means are (`mean_gap`: DT's conditioning differs by that times the episode length / 1000). Empty arrays
+  without pairs."""
   from gdt import hindsight, metrics  # noqa: PLC0415
   with np.load(npz) as z:
     names = [str(n) for n in z["names"]]
     target, achieved = z["target_histograms_x_velocity"], z["achieved_histograms_x_velocity"]
     centers = np.asarray(hindsight.bin_centers(z["edges_x_velocity"]))
-  twins = [j for j, n in enumerate(names) if n.startswith("twin_")]
-  refs = [names.index(names[j].split("_", 2)[2]) for j in twins]
+  refs, twins = pick(names)
   w1 = lambda a, b: np.asarray(metrics.wasserstein_1d(a, b, centers), np.float64)  # noqa: E731
   return {"reference": w1(target[refs], achieved[refs]), "twin": w1(target[twins], achieved[twins]),
           "target_gap": w1(target[refs], target[twins]), "achieved_gap": w1(achieved[refs], achieved[twins]),
-          "reference_mean": achieved[refs] @ centers, "reference_target_mean": target[refs] @ centers}
+          "reference_mean": achieved[refs] @ centers, "reference_target_mean": target[refs] @ centers,
+          "mean_gap": np.abs(target[refs] @ centers - target[twins] @ centers)}
 
 
-def _twin_metric(fn):
-  def metric(result) -> float:
-    pairs = twin_pairs(result.npz)
-    return float(np.mean(fn(pairs))) if pairs["twin"].size else float("nan")
-  return metric
+def twin_pairs(npz: str) -> dict[str, np.ndarray]:
+  """`pair_stats` of the synthetic twins and their references."""
+  return pair_stats(npz, _synthetic_twins)
 
 
-# Twin targets (`synthetic="twin"`): W1 on the references (middle targets of `eval.twin_task`), on their twins, the
-# pair mean, the bound a policy that acts alike on both cannot beat (half the targets' W1 apart), and the mean
-# x-velocity the references' rollouts reach (their histograms' means; the targets').
-TWIN_METRICS = (
-    common.Metric("w1_twin_references", _twin_metric(lambda p: p["reference"])),
-    common.Metric("w1_twins", _twin_metric(lambda p: p["twin"])),
-    common.Metric("w1_twin_pairs", _twin_metric(lambda p: (p["reference"] + p["twin"]) / 2)),
-    common.Metric("twin_bound", _twin_metric(lambda p: p["target_gap"] / 2)),
-    common.Metric("twin_achieved_gap", _twin_metric(lambda p: p["achieved_gap"])),
-    common.Metric("twin_target_gap", _twin_metric(lambda p: p["target_gap"])),
-    common.Metric("x_velocity_twin_references", _twin_metric(lambda p: p["reference_mean"])),
-    common.Metric("target_x_velocity_twin_references", _twin_metric(lambda p: p["reference_target_mean"])))
+def stand_rock_pairs(npz: str) -> dict[str, np.ndarray]:
+  """`pair_stats` of the standing and rocking held-out targets of the same rank."""
+  return pair_stats(npz, _stand_rock)
 
 
-def twin_table(cell_list, evaluation: str) -> tuple[str, list[bool]]:
-  """Markdown rows = methods: W1 on the references, the twins, the pairs' mean, the bound and how far apart each
-  method's rollouts on a pair are (mean ± std over seeds) -> (table, [CDT below DT by more than the larger seed
-  std, CDT below the bound])."""
+# A pair table's roles -> metric names: W1 on the references, on their twins, the pair mean, the bound a policy that
+# acts alike on both cannot beat (half the targets' W1 apart), the rollouts' and the targets' W1 apart, the mean
+# x-velocity the references' rollouts reach and their targets', and how far apart the targets' means are.
+ROLES = ("reference", "twin", "pair", "bound", "achieved_gap", "target_gap", "reference_mean",
+         "reference_target_mean", "mean_gap")
+TWIN_NAMES = dict(zip(ROLES, ("w1_twin_references", "w1_twins", "w1_twin_pairs", "twin_bound", "twin_achieved_gap",
+                              "twin_target_gap", "x_velocity_twin_references", "target_x_velocity_twin_references",
+                              "twin_mean_gap"), strict=True))
+STAND_ROCK_NAMES = dict(zip(ROLES, ("w1_stand_targets", "w1_rock_targets", "w1_stand_rock_pairs", "stand_rock_bound",
+                                    "stand_rock_achieved_gap", "stand_rock_target_gap", "x_velocity_stand_targets",
+                                    "target_x_velocity_stand_targets", "stand_rock_mean_gap"), strict=True))
+_ROLE_VALUE = {"pair": lambda p: (p["reference"] + p["twin"]) / 2, "bound": lambda p: p["target_gap"] / 2}
+
+
+def pair_metrics(names: dict[str, str], pairs) -> tuple[common.Metric, ...]:
+  """One metric per role (`ROLES`) of the pairs `pairs(npz)` finds: the mean over them, NaN without any."""
+  def metric(role):
+    value = _ROLE_VALUE.get(role, lambda p: p[role])
+
+    def fn(result) -> float:
+      p = pairs(result.npz)
+      return float(np.mean(value(p))) if p["twin"].size else float("nan")
+    return common.Metric(names[role], fn)
+  return tuple(metric(role) for role in ROLES)
+
+
+TWIN_METRICS = pair_metrics(TWIN_NAMES, twin_pairs)
+STAND_ROCK_METRICS = pair_metrics(STAND_ROCK_NAMES, stand_rock_pairs)
+
+
+def twin_table(cell_list, evaluation: str, names: dict[str, str] = TWIN_NAMES,
+               headers: tuple[str, str, str] = ("references", "their twins", "references")) -> tuple[str, list[bool]]:
+  """Markdown rows = methods: W1 on the references, their twins, the pairs' mean, the bound and how far apart each
+  method's rollouts on a pair are (mean ± std over seeds); `headers` name the references, the twins and the
+  references again in the last column -> (table, [CDT below DT by more than the larger seed std, CDT below the
+  bound])."""
   found = {c.tags["method"]: c for c in cell_list if c.tags["evaluation"] == evaluation}
-  if set(found) != set(METHODS) or np.isnan(found["CDT"].values["w1_twin_pairs"]).all():
+  if set(found) != set(METHODS) or np.isnan(found["CDT"].values[names["pair"]]).all():
     return "", []
-  fmt = lambda c, m: "{:.3f} ± {:.3f}".format(*c.mean_std(m))  # noqa: E731
-  lines = ["| method | W1 references | W1 their twins | pair mean | bound (half the targets' gap) "
-           "| rollouts' gap (targets' gap) | references: x-velocity achieved (target) |",
+  fmt = lambda c, m: "{:.3f} ± {:.3f}".format(*c.mean_std(names[m]))  # noqa: E731
+  lines = [f"| method | W1 {headers[0]} | W1 {headers[1]} | pair mean | bound (half the targets' gap) "
+           f"| rollouts' gap (targets' gap) | {headers[2]}: x-velocity achieved (target) |",
            "|---|---|---|---|---|---|---|"]
   for method, c in found.items():
-    (am, asd), (tm, _) = c.mean_std("x_velocity_twin_references"), c.mean_std("target_x_velocity_twin_references")
-    lines.append(f"| {method} | {fmt(c, 'w1_twin_references')} | {fmt(c, 'w1_twins')} | {fmt(c, 'w1_twin_pairs')} | "
-                 f"{fmt(c, 'twin_bound')} | {fmt(c, 'twin_achieved_gap')} ({c.mean_std('twin_target_gap')[0]:.3f}) | "
+    (am, asd), (tm, _) = c.mean_std(names["reference_mean"]), c.mean_std(names["reference_target_mean"])
+    lines.append(f"| {method} | {fmt(c, 'reference')} | {fmt(c, 'twin')} | {fmt(c, 'pair')} | {fmt(c, 'bound')} | "
+                 f"{fmt(c, 'achieved_gap')} ({c.mean_std(names['target_gap'])[0]:.3f}) | "
                  f"{am:.2f} ± {asd:.2f} m/s ({tm:.2f}) |")
-  (cm, cs), (dm, ds) = found["CDT"].mean_std("w1_twin_pairs"), found["DT"].mean_std("w1_twin_pairs")
-  bound = found["CDT"].mean_std("twin_bound")[0]
+  (cm, cs), (dm, ds) = found["CDT"].mean_std(names["pair"]), found["DT"].mean_std(names["pair"])
+  bound = found["CDT"].mean_std(names["bound"])[0]
   return "\n".join(lines) + "\n", [dm - cm > max(cs, ds), cm < bound]
 
 
@@ -684,6 +761,9 @@ def bimodal_figure(path: str, results, evaluation: str, pair: int = 0) -> bool:
   twins = [n for n in names if n.startswith(f"twin_{pair}_")]
   for twin in twins[:2]:  # a twin target beside its reference (the same mean, so DT's conditioning)
     shown += [(twin.split("_", 2)[2], f"{twin.split('_', 2)[2]}"), (twin, f"its twin (pair {pair})")]
+  stand, rock = _stand_rock(names)
+  for j, k in list(zip(stand, rock, strict=True))[:1]:  # the same sum, other distributions
+    shown += [(names[j], names[j]), (names[k], f"{names[k]} (the same future sum)")]
   for name, label in shown:
     if name not in names:
       continue
@@ -786,6 +866,9 @@ def report(plan, results, report_dir, scale):
   title = f"GDT bimodal x-velocity targets ({scale})"
   twins = any("w1_twin" in r.aggregates for r in results)
   metrics = (METRICS[len(WEIGHTS) + 1:] + TWIN_METRICS) if twins else METRICS
+  from gdt.data.scripted import task_name  # noqa: PLC0415
+  stand_rock = any(f"w1_task={task_name(FORWARD, ROCK_SCRIPT)}" in r.aggregates for r in results)
+  metrics += STAND_ROCK_METRICS if stand_rock else ()
   paths = dict(common.standard_report(plan, results, report_dir, scale, title=title, rows=("method",),
                                       columns=("evaluation",), metrics=metrics, histogram_feature=lambda r: None))
   cell_list = common.cells(results, metrics)
@@ -808,6 +891,20 @@ def report(plan, results, report_dir, scale):
       table, verdicts = weight_table(cell_list, evaluation)
       section = (f"\n## Mixture targets, {evaluation}: W1 per weight, CDT vs DT\n\n{table}\nCDT's W1 is below DT's "
                  f"by more than the seed std at {sum(verdicts)} of {len(verdicts)} rows.\n")
+    if stand_rock:
+      table, verdicts = twin_table(cell_list, evaluation, STAND_ROCK_NAMES,
+                                   ("standing targets", "rocking targets", "standing targets"))
+      below, under_bound = verdicts or (False, False)
+      mean_gap = max(c.mean_std(STAND_ROCK_NAMES["mean_gap"])[0] for c in cell_list
+                     if c.tags["evaluation"] == evaluation)
+      section += (f"\n## Standing vs rocking targets, {evaluation}: the same future sum, other distributions\n\n"
+                  "Held-out targets of the scripted standing and rocking cheetahs (`gdt.data.scripted`), paired by "
+                  "rank: both have mean x-velocity ~0, so DT is told nearly the same for both (their means differ by "
+                  f"{mean_gap:.3f} m/s on average, DT's input by as much), while one is a spike at 0 and the other "
+                  "spreads over about -2..2 m/s; a policy that acts alike on the two cannot score a pair mean below "
+                  f"half their W1 apart (the bound).\n\n{table}\nCDT's pair mean is below DT's by more than the "
+                  f"larger seed std: {'yes' if below else 'no'}; below the bound: "
+                  f"{'yes' if under_bound else 'no'}.\n")
     modes = mode_table(results, evaluation)
     modes = modes and f"\n### Synthetic targets, {evaluation}: one mode per episode, both, or speeds between?\n\n{modes}"
     text += [section, modes]
@@ -828,7 +925,8 @@ def report(plan, results, report_dir, scale):
 EXPERIMENTS.register("gdt_bimodal", Experiment(
     "gdt_bimodal", "synthesized bimodal x-velocity targets: CDT vs DT on forward + standing (quick) or backflipping "
     "(full) cheetah data",
-    {"demo": demo, "demo_nodrop": lambda: demo(dropout=0.0), "demo_twin": lambda: demo(twin=True),
+    {"demo": demo, "demo_ppo_stand": demo_ppo_stand, "demo_nodrop": lambda: demo_ppo_stand(dropout=0.0),
+     "demo_twin": lambda: demo_ppo_stand(twin=True),
      "demo_reverse": demo_reverse, "quick": quick, "quick_density": quick_density,
      "quick_start": quick_start,
      "quick_reverse": quick_reverse, "quick_no_switch": quick_no_switch, "quick_backflip": quick_backflip,
