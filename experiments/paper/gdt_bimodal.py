@@ -24,13 +24,19 @@ reference's) an input ~1/30 of DT's made CDT ignore it at this budget, as densit
 when asked on one host's data.
 
 Scales:
-  demo             `make demo`: the quick pair on the demo data preset (forward expert and medium, standing
-                   cheetahs from 20,480 PPO steps, 150 switching episodes), the same model, 3000 steps, 2 best + 1
+  demo             `make demo`: the demo preset's forward runner, scripted standing and rocking cheetahs
+                   (`gdt.data.scripted`: no torque, or a 3 Hz sine on every joint that rocks it in place; both have
+                   mean x-velocity ~0, the first a spike at 0, the second spread over about -2..2 m/s) and 150
+                   episodes switching between the runner and the standing cheetah; quick's model and recipe (a
+                   quarter of the windows from step 0, CDT's histogram as its cumulative sum), 3000 steps, 2 best + 1
                    middle held-out targets per task, 4 episodes per target, seeds 0-2, the nearest-mass closed loop
-                   only (`eval.schedule=closed_loop_nearest`), quick's recipe (a quarter of the windows from step 0,
-                   CDT's histogram as its cumulative sum); the report's summary.md holds the verdict tables.
-  demo_nodrop      demo without dropout (model.dropout_rate=0; the configs' 0.1 is the paper's).
-  demo_twin        demo asked for twins instead of mixtures (`eval.synthetic=twin`): for each of 2 middle forward
+                   only (`eval.schedule=closed_loop_nearest`). Scored on the mixtures of forward and standing targets
+                   and on standing vs rocking targets of the same rank: DT is told nearly the same for both, so its
+                   pair mean W1 cannot go below half their W1 apart; summary.md holds the verdict tables.
+  demo_ppo_stand   the demo until 2026-12-05: the forward expert and medium level, a PPO standing cheetah
+                   (cheetah_vel at 0 m/s, 20,480 PPO steps) and 150 switching episodes, mixtures only.
+  demo_nodrop      demo_ppo_stand without dropout (model.dropout_rate=0; the configs' 0.1 is the paper's).
+  demo_twin        demo_ppo_stand asked for twins instead of mixtures (`eval.synthetic=twin`): for each of 2 middle forward
                    targets, taken at the lower quarter of the forward task's returns (its medium level), and each
                    best pair, the forward/standing mixture with that target's mean x-velocity and DT's conditioning;
                    a return-conditioned policy acts alike on a target and its twin, so its pair mean W1 cannot go
@@ -39,8 +45,8 @@ Scales:
                    backward one (cheetah_vel tracking -5 m/s, 368,640 PPO steps, mode actions), 150 episodes handing
                    over between the two, and the demo's standing cheetahs; for each of 2 middle standing targets
                    (`eval.twin_task`) and each best pair, the forward/backward mixture with the standing target's mean
-                   x-velocity (~0) and DT's conditioning; 2 best + 2 middle held-out targets per task, otherwise the
-                   demo's recipe.
+                   x-velocity (~0) and DT's conditioning; 2 best + 2 middle held-out targets per task, otherwise
+                   demo_ppo_stand's recipe.
   quick            the data above, the CPU-sized model (embed 64, 2 layers, batch 32, lr 3e-4), 6000 steps, a
                    quarter of the windows from step 0, CDT's histogram as its cumulative sum, 3 best + 2 middle
                    held-out targets per task, 4 episodes per target, seeds 0-2; evaluated open loop, closed loop and
@@ -145,9 +151,10 @@ in the standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): 
 episodes, DT splits its episodes closer to the target's proportions. With the cumulative sum instead (`quick`, above)
 CDT's steps match the target's proportions at w = 0.5.
 
-`demo` (= `make demo`), 2026-12-04, on a machine whose numerics equal host B's (the 50-episode demo below gave host
-B's table here), two fresh clones' `make demo` (data made from nothing; 12m26s and 12m14s with the install, 2 idle
-cores): the same per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over
+`demo_ppo_stand` (= `make demo` until 2026-12-05; `--scale=demo_ppo_stand` runs it, and every command of this
+paragraph needs it in place of --scale=demo today), 2026-12-04, on a machine whose numerics equal host B's (the
+50-episode demo below gave host B's table here), two fresh clones' `make demo` (data made from nothing; 12m26s and
+12m14s with the install, 2 idle cores): the same per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over
 seeds 0-2:
   CDT, cdf input      0.195 ± 0.096 / 0.298 ± 0.077 / 0.238 ± 0.058 / 0.244 ± 0.054 (per seed all: 0.265 / 0.169 /
                       0.297)
@@ -264,7 +271,7 @@ on data seed 0), drifts out of the standing states and runs. On data
 seed 3 (`--data_seed=3 --set=train.num_steps=6000`, 17m18s from nothing, data 4m46s) the backward PPO run's mode
 never moved within 368,640 steps (-0.01 m/s), so the twins are nearly the standing targets (bound 0.010) and both
 score 0.012 ± 0.000: no verdict. So the twins show the effect on 2 of 4 datasets at 6000 steps, which with the
-backward PPO run is beyond the demo's 10 minutes; `make demo` keeps its mixtures.
+backward PPO run is beyond the demo's 10 minutes; hence the scripted pair of `demo` (above).
 
 `quick_reverse`, host A, 2026-12-02 (`python -m launch.paper --experiment=gdt_bimodal --scale=quick_reverse
 --vmap_seeds`, 28m32s on 2 idle cores, 5 min of it the backward PPO run and its data: mode return -458, x-velocity
@@ -464,6 +471,7 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
     return f"{level} of {second_env(job)} (job {job.name}{options})"
 
   data_line = f"expert of {FORWARD} (job {forward.name}) + {described(second, dataset_level(second))}"
+  part = f"{dataset_level(second)} of {env}" if second.generator == "scripted" else env  # the mixtures' second part
   for job, level in others:
     data_line += f" + {described(job, level)}"
   if switching:
@@ -472,7 +480,7 @@ def bimodal_plan(preset: str, second: DataJob, steps: int, overrides: tuple[str,
   protocol = (("seeds", ", ".join(map(str, SEEDS))),
               ("data", f"{data_line}, experiments/configs/data.py preset {preset}"),
               ("targets", f"{targets} per task, held out of training, each rolled out in its task's env; "
-                          + (f"mixtures w h(forward i) + (1 - w) h({env} i), w in {WEIGHTS}, rolled out in {FORWARD}"
+                          + (f"mixtures w h(forward i) + (1 - w) h({part} i), w in {WEIGHTS}, rolled out in {FORWARD}"
                              if synthetic == "mixture" else
                              f"twins: for each middle {reference} target r and pair i, w h(forward best i) + (1 - w) "
                              f"h({env} best i) with r's mean x-velocity and DT conditioning, rolled out in {FORWARD}")),
@@ -706,7 +714,7 @@ def twin_table(cell_list, evaluation: str, names: dict[str, str] = TWIN_NAMES,
     return "", []
   fmt = lambda c, m: "{:.3f} ± {:.3f}".format(*c.mean_std(names[m]))  # noqa: E731
   lines = [f"| method | W1 {headers[0]} | W1 {headers[1]} | pair mean | bound (half the targets' gap) "
-           f"| rollouts' gap (targets' gap) | {headers[2]}: x-velocity achieved (target) |",
+           f"| rollouts' gap (targets' gap) | {headers[2]}: x-velocity achieved (target), histogram means |",
            "|---|---|---|---|---|---|---|"]
   for method, c in found.items():
     (am, asd), (tm, _) = c.mean_std(names["reference_mean"]), c.mean_std(names["reference_target_mean"])
