@@ -151,11 +151,39 @@ in the standing band, 17 hold both modes), DT's 0.46 / 0.10 / 0.44 (17 and 31): 
 episodes, DT splits its episodes closer to the target's proportions. With the cumulative sum instead (`quick`, above)
 CDT's steps match the target's proportions at w = 0.5.
 
+`demo` (= `make demo`), 2026-12-05, on the machine of host B's numerics: two fresh clones' `make demo` (data made from
+nothing; 11m27s on 2 idle cores and 15m07s beside another run, with the install; data 3m31s) and
+`--data_root=workdirs/paper/rev_data --workdir=workdirs/paper/demo_sr` (whose forward run is the same job; 12m19s
+beside other jobs) wrote the same per_seed.csv byte for byte; nearest-mass closed loop, mean ± std over seeds 0-2 (per seed in brackets):
+  standing vs rocking pairs   CDT 0.053 ± 0.017 (0.047 / 0.076 / 0.036), DT 0.487 ± 0.068 (0.402 / 0.567 / 0.491),
+                              bound 0.420 (the targets 0.841 apart; their means 0.052 m/s apart)
+  standing / rocking targets  CDT 0.025 ± 0.030 / 0.081 ± 0.008, DT 0.403 ± 0.146 / 0.570 ± 0.239
+  mixtures w = 0.25 / 0.5 / 0.75 / all
+                              CDT 0.367 ± 0.095 / 0.476 ± 0.091 / 0.311 ± 0.024 / 0.385 ± 0.070
+                              DT  0.934 ± 0.015 / 0.676 ± 0.010 / 0.352 ± 0.019 / 0.654 ± 0.002
+CDT stands and rocks when asked on every seed; DT's rollouts on a pair are 0.21-0.31 apart in W1 (CDT's 0.75-0.84):
+it rocks through part of its standing episodes and stands through part of its rocking ones. On the mixtures DT runs
+most of the time (w = 0.25: 0.33 / 0.10 / 0.57 of its steps below 0.49 m/s / between / above 0.85, the target 0.81 /
+0.03 / 0.16, CDT 0.84 / 0.03 / 0.13): with a rocking cheetah in the data a remaining sum of ~0 no longer says stand.
+Other data, the same command with `--data_seed=N --data_root=workdirs/paper/demo_dsN_data
+--workdir=workdirs/paper/demo_sr_dsN` (every data job with seed N) or `SEQRL_NO_XLA_DEFAULTS=1` in front of it with
+`--data_root=workdirs/paper/demo_noxla_data --workdir=workdirs/paper/demo_sr_noxla` (XLA's other CPU emitters; its
+forward run there was made with them), 9m44s-11m10s each with the forward run there, two at a time on 2 cores;
+pairs CDT / DT (bound), all mixtures CDT / DT:
+  data seed 1 (runner 1.72 m/s)   0.035 ± 0.004 / 0.498 ± 0.078 (0.424), 0.392 ± 0.046 / 0.530 ± 0.075
+  data seed 2 (runner 1.14 m/s)   0.043 ± 0.008 / 0.356 ± 0.011 (0.344), 0.376 ± 0.047 / 0.672 ± 0.018
+  other emitters (1.46 m/s)       0.041 ± 0.013 / 0.475 ± 0.053 (0.419), 0.334 ± 0.060 / 0.499 ± 0.153
+CDT's pair mean is below DT's and 5-14x below the bound on all 12 (dataset, seed) pairs, its W1 over all mixtures
+below DT's on all 12; DT at or above the bound but for seed 0 of the default data and of data seed 1 (0.402, 0.391:
+the bound is for identical conditioning, and a pair's means differ by 0.05-0.09 m/s). Per weight, at w = 0.25 CDT is
+above DT on data seed 1 (0.468 vs 0.310 ± 0.171). On data seed 2 DT stands on both targets of a pair (standing 0.098,
+rocking 0.615), elsewhere it mixes the two.
+
 `demo_ppo_stand` (= `make demo` until 2026-12-05; `--scale=demo_ppo_stand` runs it, and every command of this
 paragraph needs it in place of --scale=demo today), 2026-12-04, on a machine whose numerics equal host B's (the
 50-episode demo below gave host B's table here), two fresh clones' `make demo` (data made from nothing; 12m26s and
-12m14s with the install, 2 idle cores): the same per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 / 0.5 / 0.75 / all, mean ± std over
-seeds 0-2:
+12m14s with the install, 2 idle cores): the same per_seed.csv byte for byte; nearest-mass closed loop, w = 0.25 /
+0.5 / 0.75 / all, mean ± std over seeds 0-2:
   CDT, cdf input      0.195 ± 0.096 / 0.298 ± 0.077 / 0.238 ± 0.058 / 0.244 ± 0.054 (per seed all: 0.265 / 0.169 /
                       0.297)
   DT                  0.411 ± 0.031 / 0.524 ± 0.114 / 0.307 ± 0.049 / 0.414 ± 0.022 (0.383 / 0.424 / 0.435)
