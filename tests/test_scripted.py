@@ -77,7 +77,8 @@ def test_scripted_dataset_records_the_script_as_a_task_of_its_own(tmp_path, monk
 def test_switch_act_hands_over_to_a_scripted_second_source():
   """Env e acts with snapshot 0 of the PPO params (the first source) or with the script, on each side of its
   switch step."""
-  act = switching.make_switch_act(act_with_snapshot_index, lambda i, c, s, t, k: (jnp.full((s.obs.shape[0], 1), 7.0), c))
+  script = lambda i, c, s, t, k: (jnp.full((s.obs.shape[0], 1), 7.0), c)  # noqa: E731
+  act = switching.make_switch_act(act_with_snapshot_index, script)
   inputs = {"first": jnp.array([0, 1]), "switch_step": jnp.array([2, 2])}
   for t, expected in ((0, [0.0, 7.0]), (1, [0.0, 7.0]), (2, [7.0, 0.0]), (5, [7.0, 0.0])):
     a, _ = act(inputs, None, Obs(2), jnp.int32(t), None)

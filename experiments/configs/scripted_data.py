@@ -1,6 +1,6 @@
 """Scripted episodes (`gdt.data.scripted`): actions a fixed function of time, no policy learnt first.
 
-  python -m launch.paper --experiment=gdt_bimodal --scale=demo   # runs it as the data jobs halfcheetah_<behaviour>_scripted
+  python -m launch.paper --experiment=gdt_bimodal --scale=demo   # its data jobs halfcheetah_<behaviour>_scripted
 
 Config arguments: env (a cheetah), behaviour ('stand': no torque, or 'rock': a sine on every joint that rocks the
 cheetah in place), seed, transitions.

@@ -36,14 +36,14 @@ Scales:
   demo_ppo_stand   the demo until 2026-12-05: the forward expert and medium level, a PPO standing cheetah
                    (cheetah_vel at 0 m/s, 20,480 PPO steps) and 150 switching episodes, mixtures only.
   demo_nodrop      demo_ppo_stand without dropout (model.dropout_rate=0; the configs' 0.1 is the paper's).
-  demo_twin        demo_ppo_stand asked for twins instead of mixtures (`eval.synthetic=twin`): for each of 2 middle forward
-                   targets, taken at the lower quarter of the forward task's returns (its medium level), and each
-                   best pair, the forward/standing mixture with that target's mean x-velocity and DT's conditioning;
+  demo_twin        demo_ppo_stand asked for twins instead of mixtures (`eval.synthetic=twin`): for each of 2
+                   middle forward targets, taken at the lower quarter of the forward task's returns (its medium
+                   level), and each best pair, the forward/standing mixture with that target's mean x-velocity and DT's conditioning;
                    a return-conditioned policy acts alike on a target and its twin, so its pair mean W1 cannot go
                    below half the two targets' W1 apart.
   demo_reverse     twins a return-conditioned DT cannot tell from a standing cheetah: the demo's forward runner, a
                    backward one (cheetah_vel tracking -5 m/s, 368,640 PPO steps, mode actions), 150 episodes handing
-                   over between the two, and the demo's standing cheetahs; for each of 2 middle standing targets
+                   over between the two, and demo_ppo_stand's standing cheetahs; for each of 2 middle standing targets
                    (`eval.twin_task`) and each best pair, the forward/backward mixture with the standing target's mean
                    x-velocity (~0) and DT's conditioning; 2 best + 2 middle held-out targets per task, otherwise
                    demo_ppo_stand's recipe.
@@ -154,7 +154,8 @@ CDT's steps match the target's proportions at w = 0.5.
 `demo` (= `make demo`), 2026-12-05, on the machine of host B's numerics: two fresh clones' `make demo` (data made from
 nothing; 11m27s on 2 idle cores and 15m07s beside another run, with the install; data 3m31s) and
 `--data_root=workdirs/paper/rev_data --workdir=workdirs/paper/demo_sr` (whose forward run is the same job; 12m19s
-beside other jobs) wrote the same per_seed.csv byte for byte; nearest-mass closed loop, mean ± std over seeds 0-2 (per seed in brackets):
+beside other jobs) wrote the same per_seed.csv byte for byte; nearest-mass closed loop, mean ± std over seeds 0-2
+(per seed in brackets):
   standing vs rocking pairs   CDT 0.053 ± 0.017 (0.047 / 0.076 / 0.036), DT 0.487 ± 0.068 (0.402 / 0.567 / 0.491),
                               bound 0.420 (the targets 0.841 apart; their means 0.052 m/s apart)
   standing / rocking targets  CDT 0.025 ± 0.030 / 0.081 ± 0.008, DT 0.403 ± 0.146 / 0.570 ± 0.239
@@ -332,7 +333,8 @@ from experiments.paper import EXPERIMENTS, DataJob, Evaluation, Experiment, Plan
 from experiments.paper.gdt_smm import QUICK_STEPS, data_job
 
 FORWARD, BACKFLIP, STAND_ENV = "halfcheetah", "cheetah_backflip", "cheetah_vel"
-STAND_SCRIPT, ROCK_SCRIPT = "stand", "rock"  # the scripted pair (gdt.data.scripted): zero mean x-velocity, narrow vs spread
+# the scripted pair (gdt.data.scripted): zero mean x-velocity, narrow vs spread
+STAND_SCRIPT, ROCK_SCRIPT = "stand", "rock"
 WEIGHTS = (0.25, 0.5, 0.75)  # of the forward part
 METHODS = {"CDT": "cdt", "DT": "dt"}
 SEEDS = (0, 1, 2)

@@ -1,6 +1,6 @@
 """Scripted behaviours: episodes whose actions are a fixed function of time, with no policy to learn first.
 
-  python -m launch.paper --experiment=gdt_bimodal --scale=demo   # its data jobs halfcheetah_stand_scripted, ..._rock_...
+  python -m launch.paper --experiment=gdt_bimodal --scale=demo   # data jobs halfcheetah_{stand,rock}_scripted
 
 Two cheetahs with the same zero expected x-velocity and different distributions of it, so a model conditioned on
 the future x-velocity sum (DT) is told the same for both while one conditioned on its histogram (CDT) is not:
@@ -63,7 +63,8 @@ BEHAVIOURS.register("rock", Behaviour(
 def check_env(field: str, behaviour: str, env: str) -> None:
   """ValueError naming `field` when `behaviour` is unknown or not scripted for `env`."""
   if behaviour not in BEHAVIOURS:
-    raise ValueError(f"config field {field!r}: {unknown_name_message('scripted behaviour', behaviour, BEHAVIOURS.names())}")
+    known = unknown_name_message("scripted behaviour", behaviour, BEHAVIOURS.names())
+    raise ValueError(f"config field {field!r}: {known}")
   spec = BEHAVIOURS.get(behaviour)
   if env not in spec.envs:
     raise ValueError(f"config field {field!r}: behaviour {behaviour!r} is scripted for {', '.join(spec.envs)}, "

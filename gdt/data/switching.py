@@ -137,7 +137,8 @@ def switch_episodes(config, first: generation.Generator, second: Source) -> Traj
   scripted_second = scripted.make_act(second, float(first.env.dt)) if isinstance(second, str) else None
   chunk = generation.make_episode_chunk(first.env, make_switch_act(snapshot_act, scripted_second), length)
   experts = [None if isinstance(g, str) else g.snapshots[g.expert_index()] for g in sources]
-  params = stack_snapshots([e for e in experts if e is not None])[:2]  # (normaliser, policy); the value params do not act
+  # (normaliser, policy) of the PPO experts; the value params do not act
+  params = stack_snapshots([e for e in experts if e is not None])[:2]
   draws = np.random.default_rng(config.seed)
   drawn: dict[str, np.ndarray] = {}
 
