@@ -3,12 +3,12 @@
   python -m launch.paper --experiment=gdt_bimodal --scale=demo   # data jobs halfcheetah_{stand,rock}_scripted
 
 Two cheetahs with the same zero expected x-velocity and different distributions of it, so a model conditioned on
-the future x-velocity sum (DT) is told the same for both while one conditioned on its histogram (CDT) is not:
+the future x-velocity sum (DT) is told nearly the same for both, one conditioned on its histogram (CDT) is not:
   stand  no torque: the joints' springs and damping bring the cheetah to rest within ~20 steps (x-velocity std
          ~0.03 m/s); a rest a policy reaches again from wherever it drifts by acting with zeros.
   rock   an open-loop sine on every joint (3 Hz, amplitude 0.5, fixed phases found by a search over 512 random
          phase sets for a steady gait with no net motion): the cheetah rocks in place, x-velocity spread over about
-         -2..2 m/s (std ~1) with per-episode means within +-0.06.
+         -2..2 m/s (std ~1) with per-episode means within +-0.1.
 Unlike a PPO run's, these data do not depend on what a CPU's float rounding does to training; the rollouts still
 go through the simulator.
 
@@ -42,7 +42,7 @@ from gdt.data.trajectories import Trajectories, dataset_path
 @dataclasses.dataclass(frozen=True)
 class Behaviour:
   """`action(t, dt)`: the [A] action at step t (traced int32) of an env whose step lasts dt seconds; `envs`: the
-  env names it is scripted for ('' entries: any env)."""
+  env names it is scripted for (their actuators, in order)."""
   action: Callable[[jax.Array, float], jax.Array]
   envs: tuple[str, ...]
   description: str
