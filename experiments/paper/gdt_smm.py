@@ -32,7 +32,10 @@ x-velocity W1 over all 10 targets, closed loop (open loop within 0.01 except hal
     hopper      (`--runs=^hopper_reward`, 19m48s with its data made from nothing) CDT 0.154 ± 0.001, DT 0.161 ±
                 0.004, BC 0.446 ± 0.050 (open loop within 0.001)
     walker2d    (`--runs=^walker2d_reward`, 21m24s with its data) CDT 0.276 ± 0.075, DT 0.190 ± 0.095, BC 0.342 ±
-                0.050 (DT lower on 2 of 3 seeds, all on the best 5: the standing expert); ant not yet at 6000 steps
+                0.050 (DT lower on 2 of 3 seeds, all on the best 5: the standing expert)
+    ant         (2026-12-05, `--runs=^ant`, both features, data from nothing; its x-velocity row equal to the one
+                above) CDT 0.196 ± 0.035, DT 0.643 ± 0.010, BC 1.280 ± 0.016 (open loop CDT 0.167 ± 0.015, DT 0.656
+                ± 0.014): DT far off on the middle 5 (1.154 vs CDT 0.271)
   at 2000 steps (the scale until 2026-12-03: `--set=train.num_steps=2000`, a --workdir of its own), host A, the
   4-env table in README.md (CDT below DT on halfcheetah and hopper, not on walker2d and ant); on host B's data
   (`--runs=^halfcheetah --set=train.num_steps=2000 --workdir=workdirs/paper/gdt_smm_quick_2000`) the conditioned
