@@ -3,7 +3,6 @@ cheetahs), alone and as the second source of switching episodes."""
 
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -21,7 +20,8 @@ class ScriptEnv:
   action_size, dt = 6, 0.05
 
   def reset(self, key):
-    return DrawState(jnp.zeros(17) + jax.random.uniform(key) * 0, jnp.float32(0), jnp.float32(0), jnp.int32(0))
+    del key
+    return DrawState(jnp.zeros(17), jnp.float32(0), jnp.float32(0), jnp.int32(0))
 
   def step(self, state, action):
     return DrawState(state.obs.at[XVEL].set(action[0]), action[0], jnp.float32(0), state.t + 1)
